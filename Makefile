@@ -1,0 +1,45 @@
+# The make targets are the interface; CI calls the same ones (.ci/run).
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+AP := $(VENV)/bin/ap
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: up down status test lint format bench install clean
+
+# Create the virtual environment and install the package with its dev extra whenever
+# pyproject.toml changes.
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "ap-actors needs Python >= 3.11; set PYTHON=python3.11 (or newer)")'
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+up: $(STAMP)
+	$(AP) up --detach
+
+down: $(STAMP)
+	$(AP) down
+
+status: $(STAMP)
+	$(AP) status
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check ap_actors tests scripts
+	$(VENV)/bin/ruff format --check ap_actors tests scripts
+	$(VENV)/bin/mypy
+
+format: $(STAMP)
+	$(VENV)/bin/ruff check --fix ap_actors tests scripts
+	$(VENV)/bin/ruff format ap_actors tests scripts
+
+bench: $(STAMP)
+	$(PY) scripts/bench.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,389 @@
+"""The journal: the single writer of the event log and the owner of the three endpoints.
+
+Source: ``DESIGN.md``, "The event log and the bus" and "Wire protocol". Loop (group
+commit): wait for ingest traffic; drain every waiting ``append`` request; validate each
+batch (a batch with one invalid event is refused whole with an ``error`` reply); append
+all valid batches in one LMDB write transaction (one fsync); acknowledge each sender with
+its seqs; then publish the new records on the bus in seq order. Nothing reaches the bus
+that is not durable. Replay requests are served by a second thread with its own socket and
+short read transactions, so a long replay never delays appends.
+
+Run as a process: ``python -m ap_actors.actors.journal --state-dir DIR [--config F]
+[--ingest URL --bus URL --replay URL] [--ready-fd N]``. Exit codes: 0 after SIGTERM,
+``EXIT_STARTUP`` (7) when an endpoint cannot be bound, ``EXIT_EVENTLOG`` (6) when the log
+cannot be opened, ``EXIT_CONFIG`` (3) for a bad config.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import zmq
+
+from ap_actors import protocol as P
+from ap_actors.config import Config, eventlog_dir, load_config, resolve_state_dir
+from ap_actors.errors import ApError, DecodeError, EventLogError, StartupError
+from ap_actors.eventlog import EventLog, Prepared
+from ap_actors.events import CODEC, topic_of
+from ap_actors.logs import setup_logging
+from ap_actors.process import die_with_parent, signal_ready
+
+log = logging.getLogger("ap_actors.journal")
+
+_MAX_GROUP_EVENTS = 50_000  # events per group commit; bounds one transaction's latency
+_POLL_MS = 100  # how often the loop looks at the stop flag while idle
+_PUB_HWM = 100_000  # messages queued per bus subscriber before ZeroMQ drops for it
+_REPLAY_SEND_TIMEOUT_MS = 5_000  # a replay client that reads nothing this long is dropped
+
+
+class ReplayRequest(msgspec.Struct, frozen=True):
+    """Payload of a replay request (see `protocol.py`)."""
+
+    since: int = 0
+    limit: int = P.DEFAULT_REPLAY_LIMIT
+    topics: list[str] | None = None
+    session_id: str | None = None
+
+
+class Endpoints(msgspec.Struct, frozen=True):
+    """The endpoints the journal bound (concrete ports when ``*`` was asked for)."""
+
+    ingest: str
+    bus: str
+    replay: str
+
+
+def _error_reply(code: str, message: str, index: int = -1) -> list[bytes]:
+    return [P.ERROR, CODEC.encode({"code": code, "message": message, "index": index})]
+
+
+def validate_batch(
+    payload: bytes, max_events: int, max_bytes: int
+) -> list[Prepared]:
+    """Validate the payload of one ``append`` request.
+
+    Returns:
+        The batch as :class:`Prepared` events, in order.
+
+    Raises:
+        DecodeError: with ``code`` one of the ingest error codes and ``index`` the
+            offending event's position (-1 for the batch as a whole).
+    """
+    if len(payload) > max_bytes:
+        raise DecodeError(
+            P.E_BATCH_TOO_LARGE, f"batch is {len(payload)} bytes; the limit is {max_bytes}"
+        )
+    try:
+        raws = CODEC.split_batch(payload)
+    except (msgspec.DecodeError, msgspec.ValidationError) as e:
+        raise DecodeError(P.E_NOT_MSGPACK, f"payload is not a msgpack list: {e}") from e
+    if len(raws) > max_events:
+        raise DecodeError(
+            P.E_BATCH_TOO_LARGE, f"batch has {len(raws)} events; the limit is {max_events}"
+        )
+    out: list[Prepared] = []
+    for i, raw in enumerate(raws):
+        try:
+            event = CODEC.decode_event(raw)
+        except msgspec.ValidationError as e:
+            text = str(e)
+            code = (
+                P.E_UNKNOWN_TYPE
+                if "`$.type`" in text or "field `type`" in text
+                else P.E_INVALID_EVENT
+            )
+            if text.startswith("Expected `object`"):
+                code = P.E_INVALID_EVENT
+            raise DecodeError(code, f"event {i}: {text}", i) from e
+        except msgspec.DecodeError as e:
+            raise DecodeError(P.E_NOT_MSGPACK, f"event {i}: {e}", i) from e
+        if not event.id or len(event.id) > 255:
+            raise DecodeError(P.E_INVALID_EVENT, f"event {i}: `id` must be 1-255 chars", i)
+        if not event.source:
+            raise DecodeError(P.E_INVALID_EVENT, f"event {i}: `source` is empty", i)
+        if not event.ts > 0:
+            raise DecodeError(P.E_INVALID_EVENT, f"event {i}: `ts` must be > 0 (Unix s)", i)
+        if "\x00" in event.session_id or len(event.session_id) > 200:
+            raise DecodeError(
+                P.E_INVALID_EVENT, f"event {i}: `session_id` must be <= 200 chars, no NUL", i
+            )
+        out.append(
+            Prepared(
+                event.id.encode(), event.session_id.encode(), topic_of(event).encode(), bytes(raw)
+            )
+        )
+    return out
+
+
+class Journal:
+    """The journal's sockets and loops (one instance per journal process).
+
+    Args:
+        log: the event log, opened for writing.
+        ingest, bus, replay: endpoints to bind (``tcp://host:*`` binds a free port).
+        max_batch_events, max_batch_bytes: limits of one append request.
+
+    Raises:
+        StartupError: from :meth:`bind` when an endpoint cannot be bound.
+    """
+
+    def __init__(
+        self,
+        log: EventLog,
+        ingest: str,
+        bus: str,
+        replay: str,
+        *,
+        max_batch_events: int = P.DEFAULT_MAX_BATCH_EVENTS,
+        max_batch_bytes: int = P.DEFAULT_MAX_BATCH_BYTES,
+        context: zmq.Context[Any] | None = None,
+    ) -> None:
+        self.log = log
+        self.wanted = Endpoints(ingest, bus, replay)
+        self.max_batch_events = max_batch_events
+        self.max_batch_bytes = max_batch_bytes
+        self.ctx = context or zmq.Context.instance()
+        self.stop = threading.Event()
+        self.appended = 0  # events appended since start (for logs and tests)
+
+    def bind(self) -> Endpoints:
+        """Bind the three sockets and return the concrete endpoints."""
+        self.ingest = self.ctx.socket(zmq.ROUTER)
+        self.ingest.setsockopt(zmq.RCVHWM, 0)
+        self.ingest.setsockopt(zmq.SNDHWM, 0)
+        self.pub = self.ctx.socket(zmq.PUB)
+        self.pub.setsockopt(zmq.SNDHWM, _PUB_HWM)
+        self.replay = self.ctx.socket(zmq.ROUTER)
+        self.replay.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        self.replay.setsockopt(zmq.SNDTIMEO, _REPLAY_SEND_TIMEOUT_MS)
+        bound = []
+        for sock, url, name in (
+            (self.ingest, self.wanted.ingest, "ingest"),
+            (self.pub, self.wanted.bus, "bus"),
+            (self.replay, self.wanted.replay, "replay"),
+        ):
+            for s in (self.ingest, self.pub, self.replay):
+                s.setsockopt(zmq.LINGER, 0)
+            try:
+                sock.bind(url)
+            except zmq.ZMQError as e:
+                self.close()
+                raise StartupError(
+                    f"journal cannot bind its {name} endpoint {url}: {e.strerror}; "
+                    "stop the other mesh or choose another address in ap.toml [mesh]"
+                ) from e
+            bound.append(sock.getsockopt_string(zmq.LAST_ENDPOINT))
+        self.endpoints = Endpoints(*bound)
+        return self.endpoints
+
+    def close(self) -> None:
+        for name in ("ingest", "pub", "replay"):
+            sock = getattr(self, name, None)
+            if sock is not None:
+                sock.close(linger=0)
+
+    # --- ingest ---------------------------------------------------------------------
+
+    def serve(self) -> None:
+        """Run the group-commit loop until :attr:`stop` is set."""
+        replay_thread = threading.Thread(target=self._serve_replay, name="replay", daemon=True)
+        replay_thread.start()
+        poller = zmq.Poller()
+        poller.register(self.ingest, zmq.POLLIN)
+        try:
+            while not self.stop.is_set():
+                if poller.poll(_POLL_MS):
+                    self._group_commit()
+        finally:
+            self.stop.set()
+            replay_thread.join(timeout=2)
+
+    def _group_commit(self) -> None:
+        ingest = self.ingest
+        batches: list[tuple[list[bytes], list[Prepared]]] = []
+        waiting = 0
+        while waiting < _MAX_GROUP_EVENTS:
+            try:
+                frames = ingest.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                break
+            envelope, body = _split_envelope(frames)
+            if len(body) != 2 or body[0] != P.APPEND:
+                ingest.send_multipart(
+                    envelope
+                    + _error_reply(P.E_BAD_REQUEST, "expected frames [b'append', msgpack list]")
+                )
+                continue
+            try:
+                prepared = validate_batch(body[1], self.max_batch_events, self.max_batch_bytes)
+            except DecodeError as e:
+                log.info("refused a batch: %s", e, extra={"code": e.code})
+                ingest.send_multipart(envelope + _error_reply(e.code, str(e), e.index))
+                continue
+            batches.append((envelope, prepared))
+            waiting += len(prepared)
+        if not batches:
+            return
+        flat = [p for _, prepared in batches for p in prepared]
+        try:
+            seqs, appended = self.log.append_prepared(flat)
+        except EventLogError as e:
+            log.error("append failed, nothing acknowledged: %s", e)
+            for envelope, _ in batches:
+                ingest.send_multipart(envelope + _error_reply(P.E_STORAGE, str(e)))
+            return
+        pos = 0
+        for envelope, prepared in batches:
+            n = len(prepared)
+            ingest.send_multipart(envelope + [P.OK, CODEC.encode(seqs[pos : pos + n])])
+            pos += n
+        send = self.pub.send_multipart
+        pack = P.pack_seq
+        for item in appended:
+            send([item.topic, pack(item.seq), item.record])
+        self.appended += len(appended)
+
+    # --- replay ---------------------------------------------------------------------
+
+    def _serve_replay(self) -> None:
+        poller = zmq.Poller()
+        poller.register(self.replay, zmq.POLLIN)
+        decoder = msgspec.msgpack.Decoder(ReplayRequest)
+        while not self.stop.is_set():
+            if not poller.poll(_POLL_MS):
+                continue
+            try:
+                frames = self.replay.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                continue
+            envelope, body = _split_envelope(frames)
+            try:
+                if len(body) != 2 or body[0] != P.REPLAY:
+                    raise DecodeError(P.E_BAD_REQUEST, "expected frames [b'replay', msgpack map]")
+                try:
+                    req = decoder.decode(body[1])
+                except (msgspec.DecodeError, msgspec.ValidationError) as e:
+                    raise DecodeError(P.E_NOT_MSGPACK, f"bad replay request: {e}") from e
+                if req.since < 0 or not 0 < req.limit <= P.MAX_REPLAY_LIMIT:
+                    raise DecodeError(
+                        P.E_BAD_REQUEST,
+                        f"since must be >= 0 and limit in 1..{P.MAX_REPLAY_LIMIT}",
+                    )
+                self._send_replay(envelope, req)
+            except DecodeError as e:
+                self._send_quietly(envelope + _error_reply(e.code, str(e)))
+            except zmq.ZMQError as e:  # the client went away or stopped reading
+                log.info("replay to a client abandoned: %s", e.strerror)
+            except EventLogError as e:
+                self._send_quietly(envelope + _error_reply(P.E_STORAGE, str(e)))
+
+    def _send_replay(self, envelope: list[bytes], req: ReplayRequest) -> None:
+        last = self.log.last_seq()
+        covered = req.since
+        sent = 0
+        send = self.replay.send_multipart
+        for seq, data in self.log.read_raw(
+            req.since, until=last, topics=req.topics, session_id=req.session_id
+        ):
+            send([*envelope, P.RECORD, P.pack_seq(seq), data])
+            covered = seq
+            sent += 1
+            if sent >= req.limit:
+                break
+        else:
+            covered = last  # everything up to `last` was considered
+        send([*envelope, P.END, P.pack_seq(covered), P.pack_seq(last)])
+
+    def _send_quietly(self, frames: list[bytes]) -> None:
+        try:
+            self.replay.send_multipart(frames)
+        except zmq.ZMQError:
+            pass
+
+
+def _split_envelope(frames: list[bytes]) -> tuple[list[bytes], list[bytes]]:
+    """Split ROUTER frames into (routing envelope, body); REQ peers add an empty frame."""
+    if len(frames) >= 2 and frames[1] == b"":
+        return frames[:2], frames[2:]
+    return frames[:1], frames[1:]
+
+
+# --- process entry point ------------------------------------------------------------
+
+
+def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="ap-journal", description="Run the journal actor.")
+    p.add_argument("--state-dir", default=None)
+    p.add_argument("--config", default=None)
+    p.add_argument("--ingest")
+    p.add_argument("--bus")
+    p.add_argument("--replay")
+    p.add_argument("--ready-fd", type=int, default=None)
+    p.add_argument("--parent-pid", type=int, default=None)
+    return p.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the journal process until SIGTERM/SIGINT; see the module docstring."""
+    args = _parse_args(argv)
+    setup_logging("journal")
+    die_with_parent(args.parent_pid)
+    try:
+        config: Config = load_config(args.config)
+        state_dir = resolve_state_dir(args.state_dir)
+        state_dir.mkdir(parents=True, exist_ok=True)
+        elog = EventLog(
+            eventlog_dir(state_dir),
+            durability=config.eventlog.durability,
+            map_size=config.eventlog.map_size_mb * 1024 * 1024,
+        )
+        journal = Journal(
+            elog,
+            args.ingest or config.mesh.ingest,
+            args.bus or config.mesh.bus,
+            args.replay or config.mesh.replay,
+            max_batch_events=config.eventlog.max_batch_events,
+            max_batch_bytes=config.eventlog.max_batch_bytes,
+        )
+        endpoints = journal.bind()
+    except ApError as e:
+        print(f"journal: {e}", file=sys.stderr)
+        return e.exit_code
+
+    def _stop(signum: int, _frame: object) -> None:
+        journal.stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    started = time.monotonic()
+    log.info(
+        "journal ready",
+        extra={"endpoints": msgspec.to_builtins(endpoints), "last_seq": elog.last_seq()},
+    )
+    signal_ready(
+        args.ready_fd,
+        {**msgspec.to_builtins(endpoints), "log": str(Path(elog.path).resolve())},
+    )
+    try:
+        journal.serve()
+    finally:
+        journal.close()
+        elog.close()
+        log.info(
+            "journal stopped",
+            extra={"appended": journal.appended, "uptime_s": time.monotonic() - started},
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

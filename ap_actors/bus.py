@@ -1,0 +1,534 @@
+"""The bus client: :class:`Emitter` appends events, :class:`Subscriber` reads them.
+
+Source: ``DESIGN.md``, "The event log and the bus"; frames in `protocol.py`.
+
+Attach to a running mesh in a few lines::
+
+    from ap_actors import Subscriber
+
+    async for record in Subscriber.connect(topics=["worker_"]):
+        print(record.seq, record.event)
+
+Emit into it::
+
+    async with Emitter.connect(source="my-tool") as emitter:
+        seq = await emitter.emit(WorkerError(worker_id="w1", error="boom"))
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+import zmq
+import zmq.asyncio
+
+from ap_actors import protocol as P
+from ap_actors.config import resolve_state_dir
+from ap_actors.errors import BusError, EventLogError, RejectedError
+from ap_actors.eventlog import EventLog
+from ap_actors.events import CODEC, Event, Record, stamp
+from ap_actors.mesh import MeshInfo, read_mesh
+
+log = logging.getLogger(__name__)
+
+
+def _context() -> zmq.asyncio.Context:
+    return zmq.asyncio.Context.instance()
+
+
+def _mesh(state_dir: str | os.PathLike[str] | None, mesh: MeshInfo | None) -> MeshInfo:
+    return mesh if mesh is not None else read_mesh(resolve_state_dir(state_dir))
+
+
+# --- Emitter ------------------------------------------------------------------------
+
+
+class _Pending:
+    __slots__ = ("data", "future")
+
+    def __init__(self, data: bytes, future: asyncio.Future[int]) -> None:
+        self.data = data
+        self.future = future
+
+
+class Emitter:
+    """Appends events through the journal's ingest endpoint and returns their seqs.
+
+    Concurrent :meth:`emit` calls are coalesced into batches (one request in flight per
+    emitter, the Lazy Pirate pattern of the ZeroMQ guide): if no reply arrives within
+    ``ack_timeout`` seconds the DEALER socket is closed, a new one connects, and the
+    *same* events with the *same* ids are sent again. The journal acknowledges an id it
+    already holds with its original seq, so each event is appended exactly once even
+    when the journal restarted in between.
+
+    Args:
+        ingest: the ingest endpoint, e.g. ``tcp://127.0.0.1:5555``.
+        source: stamped on events whose ``source`` is empty.
+        ack_timeout: seconds to wait for an ack before resending.
+        max_attempts: sends of one batch before giving up with :class:`BusError`;
+            None = retry until acknowledged or the emitter is closed.
+        max_batch_events, max_batch_bytes: the journal's limits of one request.
+    """
+
+    def __init__(
+        self,
+        ingest: str,
+        *,
+        source: str,
+        ack_timeout: float = 2.0,
+        max_attempts: int | None = None,
+        max_batch_events: int = P.DEFAULT_MAX_BATCH_EVENTS,
+        max_batch_bytes: int = P.DEFAULT_MAX_BATCH_BYTES,
+        context: zmq.asyncio.Context | None = None,
+    ) -> None:
+        self.ingest = ingest
+        self.source = source
+        self.ack_timeout = ack_timeout
+        self.max_attempts = max_attempts
+        self.max_batch_events = max_batch_events
+        self.max_batch_bytes = max_batch_bytes - 16  # room for the msgpack array header
+        self.ctx = context or _context()
+        self.resends = 0  # batches sent again after a timeout (for tests and metrics)
+        self._queue: list[_Pending] = []
+        self._wakeup = asyncio.Event()
+        self._sock: zmq.asyncio.Socket | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+
+    @classmethod
+    def connect(
+        cls,
+        state_dir: str | os.PathLike[str] | None = None,
+        *,
+        source: str,
+        mesh: MeshInfo | None = None,
+        **kwargs: Any,
+    ) -> Emitter:
+        """Return an emitter for the mesh of ``state_dir`` (found through mesh.json).
+
+        Raises:
+            MeshNotRunningError: no mesh runs there.
+        """
+        return cls(_mesh(state_dir, mesh).ingest, source=source, **kwargs)
+
+    async def __aenter__(self) -> Emitter:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def emit(self, event: Event) -> int:
+        """Append one event and return its seq once it is durable.
+
+        Raises:
+            RejectedError: the journal refused the event (invalid); it was not appended.
+            BusError: ``max_attempts`` sends went unanswered, or the emitter was closed.
+        """
+        return (await self.emit_many([event]))[0]
+
+    async def emit_many(self, events: Iterable[Event]) -> list[int]:
+        """Append events (in this order) and return their seqs once durable.
+
+        Raises:
+            RejectedError, BusError: as :meth:`emit`; seqs of events already
+                acknowledged before the failure are lost to the caller but are in the log.
+        """
+        if self._closed:
+            raise BusError("emitter is closed")
+        loop = asyncio.get_running_loop()
+        pending = []
+        for event in events:
+            data = CODEC.encode(stamp(event, source=self.source))
+            if len(data) > self.max_batch_bytes:
+                raise RejectedError(
+                    P.E_BATCH_TOO_LARGE,
+                    f"event is {len(data)} bytes; the journal's limit is {self.max_batch_bytes}",
+                )
+            pending.append(_Pending(data, loop.create_future()))
+        self._queue.extend(pending)
+        self._wakeup.set()
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run(), name="emitter")
+        return list(await asyncio.gather(*(p.future for p in pending)))
+
+    async def close(self) -> None:
+        """Stop sending; events not yet acknowledged fail with :class:`BusError`."""
+        self._closed = True
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self._fail(self._queue, BusError("emitter closed before the ack"))
+        self._queue.clear()
+        self._reset_socket(None)
+
+    # --- sender loop ----------------------------------------------------------------
+
+    def _reset_socket(self, new: zmq.asyncio.Socket | None) -> None:
+        if self._sock is not None:
+            self._sock.close(linger=0)
+        self._sock = new
+
+    def _socket(self) -> zmq.asyncio.Socket:
+        if self._sock is None:
+            sock = self.ctx.socket(zmq.DEALER)
+            sock.setsockopt(zmq.LINGER, 0)
+            sock.setsockopt(zmq.SNDHWM, 0)
+            sock.setsockopt(zmq.RCVHWM, 0)
+            sock.connect(self.ingest)
+            self._sock = sock
+        return self._sock
+
+    def _take_batch(self) -> list[_Pending]:
+        size = 0
+        n = 0
+        for p in self._queue:
+            if n >= self.max_batch_events or (n and size + len(p.data) > self.max_batch_bytes):
+                break
+            size += len(p.data)
+            n += 1
+        batch, self._queue[:] = self._queue[:n], self._queue[n:]
+        return batch
+
+    async def _run(self) -> None:
+        try:
+            while not self._closed:
+                if not self._queue:
+                    self._wakeup.clear()
+                    await self._wakeup.wait()
+                    continue
+                batch = self._take_batch()
+                try:
+                    await self._send_batch(batch)
+                except BusError as e:
+                    self._fail(batch, e)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # never leave callers waiting forever on a bug
+            log.exception("emitter loop crashed")
+            self._fail(self._queue, BusError(f"emitter failed: {e}"))
+            self._queue.clear()
+
+    async def _send_batch(self, batch: list[_Pending]) -> None:
+        attempt = 0
+        while batch:
+            attempt += 1
+            if self.max_attempts is not None and attempt > self.max_attempts:
+                raise BusError(
+                    f"no ack from the journal at {self.ingest} after {self.max_attempts} sends"
+                    f" of {self.ack_timeout}s each; is the mesh running? (`ap status`)"
+                )
+            payload = CODEC.encode([msgspec.Raw(p.data) for p in batch])
+            sock = self._socket()
+            try:
+                await sock.send_multipart([P.APPEND, payload])
+                frames = await asyncio.wait_for(sock.recv_multipart(), self.ack_timeout)
+            except (TimeoutError, zmq.ZMQError) as e:
+                # Lazy Pirate: drop the socket (and any late reply with it), resend.
+                self.resends += 1
+                log.warning(
+                    "no ack from the journal, resending",
+                    extra={"attempt": attempt, "events": len(batch), "error": repr(e)},
+                )
+                self._reset_socket(None)
+                continue
+            batch = self._handle_reply(batch, frames)
+            if batch:  # storage error: back off before the same batch goes again
+                await asyncio.sleep(min(0.05 * 2**attempt, 2.0))
+
+    def _handle_reply(self, batch: list[_Pending], frames: list[bytes]) -> list[_Pending]:
+        """Resolve futures from a reply; return what must be sent again."""
+        if len(frames) == 2 and frames[0] == P.OK:
+            seqs = msgspec.msgpack.decode(frames[1], type=list[int])
+            if len(seqs) != len(batch):
+                raise BusError(f"journal acked {len(seqs)} events for a batch of {len(batch)}")
+            for p, seq in zip(batch, seqs, strict=True):
+                if not p.future.done():
+                    p.future.set_result(seq)
+            return []
+        if len(frames) == 2 and frames[0] == P.ERROR:
+            err = msgspec.msgpack.decode(frames[1])
+            code, message, index = err.get("code"), err.get("message", ""), err.get("index", -1)
+            if code == P.E_STORAGE:
+                log.warning("journal could not store a batch, retrying: %s", message)
+                return batch
+            if isinstance(index, int) and 0 <= index < len(batch):
+                # Only the offending event fails; its batch-mates were not appended.
+                self._fail([batch[index]], RejectedError(code, message, index))
+                return batch[:index] + batch[index + 1 :]
+            self._fail(batch, RejectedError(str(code), str(message)))
+            return []
+        raise BusError(f"unexpected reply from the journal: {frames[:1]!r}")
+
+    @staticmethod
+    def _fail(pending: Sequence[_Pending], error: Exception) -> None:
+        for p in pending:
+            if not p.future.done():
+                p.future.set_exception(error)
+
+
+# --- Subscriber ---------------------------------------------------------------------
+
+
+class Subscriber:
+    """A catch-up subscription: every matching record after ``since``, then live, in order.
+
+    It subscribes to the bus first, then reads the log from ``since``, then reads the bus,
+    dropping what it already delivered. When a live seq jumps past what it has covered
+    (ZeroMQ dropped messages at the high-water mark, or a slow join), the missing range
+    is read from the log, so no matching record is skipped and none repeats. When idle
+    for ``idle_check_s`` it checks the log's tail the same way.
+
+    The log is read directly (LMDB, read-only) when its files are reachable, else
+    through the journal's replay endpoint; a replay-only subscriber with a filter
+    subscribes to every topic and filters itself, so that gaps stay detectable.
+
+    Args:
+        bus: the bus endpoint. log_path: the LMDB directory (None = not reachable).
+        replay: the replay endpoint (needed when ``log_path`` is None).
+        topics: event type prefixes to keep (``["worker_"]``); None = all.
+        session_id: keep only this session's events.
+        since: deliver records with ``seq > since``.
+        rcvhwm: the SUB socket's receive high-water mark, in messages.
+        idle_check_s: seconds without live traffic after which the log's tail is checked.
+        on_caught_up: awaited once with ``head`` after the history up to ``head`` has been
+            delivered and before any later record is (actors start reacting there).
+
+    Attributes:
+        last_seq: seq of the last record delivered (``since`` before any).
+        head: the log's last seq when the subscription started (history ends there).
+        gaps_filled: live gaps found and filled from the log.
+    """
+
+    def __init__(
+        self,
+        bus: str,
+        *,
+        log_path: str | os.PathLike[str] | None = None,
+        replay: str | None = None,
+        topics: Iterable[str] | None = None,
+        session_id: str | None = None,
+        since: int = 0,
+        rcvhwm: int = 100_000,
+        idle_check_s: float = 0.5,
+        on_caught_up: Callable[[int], Awaitable[None]] | None = None,
+        context: zmq.asyncio.Context | None = None,
+    ) -> None:
+        if log_path is None and replay is None:
+            raise BusError("a subscriber needs the log's path or the replay endpoint")
+        self.bus = bus
+        self.log_path = Path(log_path) if log_path is not None else None
+        self.replay = replay
+        self.topics = tuple(topics) if topics else ()
+        self.session_id = session_id
+        self.since = since
+        self.rcvhwm = rcvhwm
+        self.idle_check_s = idle_check_s
+        self.on_caught_up = on_caught_up
+        self.ctx = context or _context()
+        self.last_seq = since
+        self.head = 0
+        self.gaps_filled = 0
+        self._covered = since  # every record <= this was considered
+        self._log: EventLog | None = None
+        self._sub: zmq.asyncio.Socket | None = None
+        self._replay_sock: zmq.asyncio.Socket | None = None
+
+    @classmethod
+    def connect(
+        cls,
+        state_dir: str | os.PathLike[str] | None = None,
+        *,
+        topics: Iterable[str] | None = None,
+        session_id: str | None = None,
+        since: int = 0,
+        mesh: MeshInfo | None = None,
+        source: Literal["auto", "log", "replay"] = "auto",
+        **kwargs: Any,
+    ) -> Subscriber:
+        """Return a subscriber to the mesh of ``state_dir`` (found through mesh.json).
+
+        Args:
+            source: where history and gaps come from: ``"log"`` (LMDB files),
+                ``"replay"`` (the journal's endpoint) or ``"auto"`` (the files when
+                readable).
+
+        Raises:
+            MeshNotRunningError: no mesh runs there.
+        """
+        info = _mesh(state_dir, mesh)
+        local = source == "log" or (
+            source == "auto" and os.access(Path(info.log) / "data.mdb", os.R_OK)
+        )
+        return cls(
+            info.bus,
+            log_path=info.log if local else None,
+            replay=info.replay,
+            topics=topics,
+            session_id=session_id,
+            since=since,
+            **kwargs,
+        )
+
+    def __aiter__(self) -> AsyncIterator[Record]:
+        return self._iterate()
+
+    async def close(self) -> None:
+        """Close the sockets and the log handle (also done when iteration ends)."""
+        for sock in (self._sub, self._replay_sock):
+            if sock is not None:
+                sock.close(linger=0)
+        self._sub = self._replay_sock = None
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    # --- the subscription -----------------------------------------------------------
+
+    def _filter_locally(self) -> bool:
+        return self.log_path is None and bool(self.topics or self.session_id is not None)
+
+    async def _iterate(self) -> AsyncIterator[Record]:
+        sub = self.ctx.socket(zmq.SUB)
+        self._sub = sub
+        sub.setsockopt(zmq.LINGER, 0)
+        sub.setsockopt(zmq.RCVHWM, self.rcvhwm)
+        sub.connect(self.bus)
+        if self.topics and not self._filter_locally():
+            for t in self.topics:
+                sub.setsockopt(zmq.SUBSCRIBE, t.encode())
+        else:
+            sub.setsockopt(zmq.SUBSCRIBE, b"")
+        if self.log_path is not None:
+            try:
+                self._log = EventLog(self.log_path, readonly=True)
+            except EventLogError as e:
+                await self.close()
+                raise BusError(str(e)) from e
+        try:
+            self.head = await self._log_last_seq()
+            async for record in self._catch_up(self.head):
+                yield record
+            if self.on_caught_up is not None:
+                await self.on_caught_up(self.head)
+            while True:
+                try:
+                    frames = await asyncio.wait_for(sub.recv_multipart(), self.idle_check_s)
+                except TimeoutError:
+                    async for record in self._catch_up():
+                        yield record
+                    continue
+                if len(frames) != 3 or len(frames[1]) != 8:
+                    log.warning("ignored a malformed bus message of %d frames", len(frames))
+                    continue
+                seq = P.unpack_seq(frames[1])
+                if seq <= self._covered:
+                    continue
+                if seq > self._covered + 1:
+                    before = self.last_seq
+                    async for record in self._catch_up():
+                        yield record
+                    if self.last_seq != before:
+                        self.gaps_filled += 1
+                    if seq <= self._covered:
+                        continue
+                try:
+                    record = CODEC.decode_record(frames[2])
+                except (msgspec.DecodeError, msgspec.ValidationError) as e:
+                    # A record this version cannot decode: skip it, never stop the stream.
+                    log.warning("undecodable record %d skipped: %s", seq, e)
+                    self._covered = seq
+                    continue
+                self._covered = seq
+                if self._matches(record):
+                    self.last_seq = seq
+                    yield record
+        finally:
+            await self.close()
+
+    def _matches(self, record: Record) -> bool:
+        if self.session_id is not None and record.event.session_id != self.session_id:
+            return False
+        if self.topics and self._filter_locally():
+            return record.event.__struct_config__.tag.startswith(self.topics)  # type: ignore[union-attr]
+        return True
+
+    async def _catch_up(self, until: int | None = None) -> AsyncIterator[Record]:
+        """Deliver every matching record in (covered, until or the log's end]."""
+        if self._log is not None:
+            if until is None:
+                until = self._log.last_seq()
+            n = 0
+            for seq, data in self._log.read_raw(
+                self._covered, until=until, topics=self.topics, session_id=self.session_id
+            ):
+                record = CODEC.decode_record(data)
+                self._covered = self.last_seq = seq
+                yield record
+                n += 1
+                if n % 1024 == 0:
+                    await asyncio.sleep(0)  # let the loop breathe during long histories
+            self._covered = max(self._covered, until)
+            return
+        while True:
+            covered, last = 0, 0
+            async for item in self._replay_page(self._covered):
+                if isinstance(item, Record):
+                    self._covered = item.seq
+                    if self._matches(item):
+                        self.last_seq = item.seq
+                        yield item
+                else:
+                    covered, last = item
+            self._covered = max(self._covered, covered)
+            if self._covered >= (last if until is None else min(last, until)):
+                return
+
+    async def _log_last_seq(self) -> int:
+        if self._log is not None:
+            return self._log.last_seq()
+        last = 0
+        async for item in self._replay_page(self._covered, limit=1):
+            if not isinstance(item, Record):
+                last = item[1]
+        return last
+
+    async def _replay_page(
+        self, since: int, limit: int = P.DEFAULT_REPLAY_LIMIT
+    ) -> AsyncIterator[Record | tuple[int, int]]:
+        """One replay request: yields records, then ``(covered, last)``."""
+        assert self.replay is not None
+        if self._replay_sock is None:
+            sock = self.ctx.socket(zmq.DEALER)
+            sock.setsockopt(zmq.LINGER, 0)
+            sock.connect(self.replay)
+            self._replay_sock = sock
+        sock = self._replay_sock
+        request: dict[str, Any] = {"since": since, "limit": limit}
+        if self.topics and not self._filter_locally():
+            request["topics"] = list(self.topics)
+        await sock.send_multipart([P.REPLAY, CODEC.encode(request)])
+        while True:
+            try:
+                frames = await asyncio.wait_for(sock.recv_multipart(), 10.0)
+            except TimeoutError:
+                self._replay_sock = None
+                sock.close(linger=0)
+                raise BusError(f"the replay endpoint {self.replay} does not answer") from None
+            kind = frames[0]
+            if kind == P.RECORD:
+                yield CODEC.decode_record(frames[2])
+            elif kind == P.END:
+                last = P.unpack_seq(frames[2]) if len(frames) > 2 else P.unpack_seq(frames[1])
+                yield (P.unpack_seq(frames[1]), last)
+                return
+            else:
+                err = msgspec.msgpack.decode(frames[1]) if len(frames) > 1 else {}
+                raise BusError(f"replay refused: {err}")

@@ -1,0 +1,146 @@
+"""The mesh configuration (``ap.toml``) and the state directory.
+
+Every key has an embedded default, so ``ap up`` with no file runs the whole mesh.
+Shape of ``ap.toml`` (all tables optional)::
+
+    [mesh]                      # the journal's endpoints; "*" as port = a free port
+    ingest = "tcp://127.0.0.1:5555"
+    bus = "tcp://127.0.0.1:5556"
+    replay = "tcp://127.0.0.1:5557"
+    dashboard = "http://127.0.0.1:8765/"
+
+    [eventlog]
+    durability = "fsync"        # or "none"
+    map_size_mb = 64            # initial LMDB map size; it grows when full
+    max_batch_events = 10000    # ingest limit per append request
+    max_batch_bytes = 16777216
+
+    [supervisor]
+    max_restarts = 5            # restarts of one actor within restart_window_s ...
+    restart_window_s = 60.0     # ... after which the supervisor gives up on it
+    backoff_initial_s = 0.1     # first restart delay, doubled per quick crash
+    backoff_max_s = 5.0
+    stop_timeout_s = 10.0       # SIGTERM -> SIGKILL grace per actor at shutdown
+
+    [actors.NAME]               # one table per actor process
+    class = "package.module:ClassName"
+    enabled = true
+    options = { ... }           # passed to the actor as its `options`
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+
+from ap_actors.errors import ConfigError
+
+STATE_DIR_ENV = "AP_STATE_DIR"
+DEFAULT_STATE_DIR = ".ap"
+
+
+class MeshConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    ingest: str = "tcp://127.0.0.1:5555"
+    bus: str = "tcp://127.0.0.1:5556"
+    replay: str = "tcp://127.0.0.1:5557"
+    dashboard: str = "http://127.0.0.1:8765/"
+
+
+class EventLogConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    durability: Literal["fsync", "none"] = "fsync"
+    map_size_mb: int = 64
+    max_batch_events: int = 10_000
+    max_batch_bytes: int = 16 * 1024 * 1024
+
+
+class SupervisorConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    max_restarts: int = 5
+    restart_window_s: float = 60.0
+    backoff_initial_s: float = 0.1
+    backoff_max_s: float = 5.0
+    stop_timeout_s: float = 10.0
+
+
+class ActorConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, rename={"cls": "class"}):
+    cls: str  # "package.module:ClassName"
+    enabled: bool = True
+    options: dict[str, Any] = {}
+
+
+class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The whole ``ap.toml``; see the module docstring for each key."""
+
+    mesh: MeshConfig = MeshConfig()
+    eventlog: EventLogConfig = EventLogConfig()
+    supervisor: SupervisorConfig = SupervisorConfig()
+    actors: dict[str, ActorConfig] = {}
+
+    def enabled_actors(self) -> dict[str, ActorConfig]:
+        """Return the enabled actors, in file order (the journal is not among them)."""
+        return {name: a for name, a in self.actors.items() if a.enabled}
+
+
+DEFAULT_ACTORS: dict[str, ActorConfig] = {}
+"""Actors that run with no ap.toml. The journal always runs and is not listed here."""
+
+
+def load_config(path: str | os.PathLike[str] | None) -> Config:
+    """Read and validate ``ap.toml``; None (or a missing default file) = embedded defaults.
+
+    Raises:
+        ConfigError: the file is missing (when named), not TOML (with line and column),
+            or a key is unknown or of the wrong type (with its path, e.g.
+            ``$.supervisor.max_restarts``).
+    """
+    if path is None:
+        return Config(actors=dict(DEFAULT_ACTORS))
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file {p} does not exist; pass an existing --config") from None
+    except OSError as e:
+        raise ConfigError(f"cannot read config file {p}: {e.strerror}") from e
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{p}: not valid TOML: {e}") from e
+    try:
+        config = msgspec.convert(data, Config)
+    except msgspec.ValidationError as e:
+        raise ConfigError(f"{p}: {e}") from e
+    _check(config, p)
+    return config
+
+
+def _check(config: Config, path: Path) -> None:
+    for name, actor in config.actors.items():
+        if name == "journal":
+            raise ConfigError(f"{path}: [actors.journal]: the journal is built in; rename it")
+        if ":" not in actor.cls:
+            raise ConfigError(
+                f"{path}: [actors.{name}] class = {actor.cls!r}: write it as 'package.module:Class'"
+            )
+    s = config.supervisor
+    if s.max_restarts < 0 or s.restart_window_s <= 0 or s.backoff_initial_s < 0:
+        raise ConfigError(f"{path}: [supervisor] values must be positive")
+    if config.eventlog.max_batch_events < 1 or config.eventlog.map_size_mb < 1:
+        raise ConfigError(f"{path}: [eventlog] limits must be at least 1")
+
+
+def resolve_state_dir(state_dir: str | os.PathLike[str] | None) -> Path:
+    """Return the state directory: the argument, else ``$AP_STATE_DIR``, else ``.ap/``.
+
+    The path is made absolute (not created).
+    """
+    chosen = state_dir or os.environ.get(STATE_DIR_ENV) or DEFAULT_STATE_DIR
+    return Path(chosen).expanduser().absolute()
+
+
+def eventlog_dir(state_dir: Path) -> Path:
+    """Return the LMDB environment's directory inside ``state_dir``."""
+    return state_dir / "eventlog"

@@ -1,0 +1,473 @@
+"""The append-only event log: one LMDB environment, one writer, many reader processes.
+
+Source: ``DESIGN.md``, "The event log and the bus". Layout of the environment
+(a directory, default ``.ap/eventlog/``, holding ``data.mdb`` and ``lock.mdb``):
+
+``events``    seq (8 bytes big-endian) -> msgpack record ``{"seq", "appended_at", "event"}``
+``ids``       event id (UTF-8) -> seq (8 bytes): idempotent appends
+``sessions``  session id (UTF-8) + NUL + seq (8 bytes) -> b"": the per-session index
+``snapshots`` name (UTF-8) -> msgpack :class:`Snapshot`
+
+Only the journal process writes; any number of processes read with short read-only
+transactions (LMDB MVCC: readers never block the writer). A full map is grown, never
+reported as an error. Durability ``"fsync"`` (default) syncs data and meta pages at every
+commit; ``"none"`` leaves flushing to the OS (a power loss may drop the last commits,
+never corrupt the log) and exists for tests and benchmarks.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, NamedTuple
+
+import lmdb
+import msgspec
+
+from ap_actors.errors import EventLogError
+from ap_actors.events import CODEC, Event, RawRecord, Record, topic_of
+from ap_actors.protocol import pack_seq, unpack_seq
+
+log = logging.getLogger(__name__)
+
+Durability = Literal["fsync", "none"]
+DURABILITIES: tuple[str, ...] = ("fsync", "none")
+
+DEFAULT_MAP_SIZE = 64 * 1024 * 1024  # bytes; doubled whenever it fills up
+MAX_READERS = 1024
+_CHUNK = 1024  # records read per read transaction, so no reader pins old pages for long
+_DB_NAMES = (b"events", b"ids", b"sessions", b"snapshots")
+
+
+class Snapshot(msgspec.Struct, frozen=True):
+    """A folded state saved at ``seq``: rebuild = snapshot + the events after ``seq``.
+
+    ``version`` is the schema version of ``state`` (msgpack bytes); a reader that expects
+    another version ignores the snapshot and folds from the start.
+    """
+
+    name: str
+    seq: int
+    version: int
+    state: bytes
+    taken_at: float
+
+
+class Prepared(NamedTuple):
+    """A validated event ready for :meth:`EventLog.append_prepared`.
+
+    ``raw`` is the event map exactly as received (msgpack); it is stored unchanged.
+    """
+
+    id: bytes
+    session_id: bytes
+    topic: bytes
+    raw: bytes
+
+
+class Appended(NamedTuple):
+    """A record newly written by an append: what the journal publishes."""
+
+    seq: int
+    topic: bytes
+    record: bytes  # msgpack record, as stored
+
+
+@dataclass
+class _SharedEnv:
+    env: Any  # lmdb.Environment
+    dbs: dict[bytes, Any]
+    readonly: bool
+    refs: int
+    lock: threading.RLock
+
+
+# LMDB forbids opening one environment twice in a process (closing either breaks the
+# other's locks), so every EventLog on the same directory shares one handle.
+_ENVS: dict[str, _SharedEnv] = {}
+_ENVS_LOCK = threading.Lock()
+
+
+def _open_env(path: Path, readonly: bool, map_size: int, durability: str) -> _SharedEnv:
+    key = str(path.resolve())
+    with _ENVS_LOCK:
+        shared = _ENVS.get(key)
+        if shared is not None:
+            if shared.readonly and not readonly:
+                raise EventLogError(
+                    f"event log {path} is open read-only in this process; "
+                    "close its readers before opening it for writing"
+                )
+            shared.refs += 1
+            return shared
+        if readonly and not (path / "data.mdb").exists():
+            raise EventLogError(
+                f"no event log at {path}: start the mesh with `ap up` or pass the right --state-dir"
+            )
+        try:
+            if not readonly:
+                path.mkdir(parents=True, exist_ok=True)
+            env = lmdb.open(
+                str(path),
+                map_size=map_size,
+                max_dbs=len(_DB_NAMES),
+                max_readers=MAX_READERS,
+                readonly=readonly,
+                sync=durability == "fsync",
+                metasync=durability == "fsync",
+                readahead=False,
+                create=not readonly,
+            )
+            cleared = env.reader_check()
+            if cleared:
+                log.warning("cleared %d stale reader slot(s) in %s", cleared, path)
+            dbs = {n: env.open_db(n, create=not readonly) for n in _DB_NAMES}
+        except lmdb.Error as e:
+            raise EventLogError(f"cannot open event log {path}: {e}") from e
+        shared = _SharedEnv(env, dbs, readonly, 1, threading.RLock())
+        _ENVS[key] = shared
+        return shared
+
+
+def _close_env(path: Path) -> None:
+    key = str(path.resolve())
+    with _ENVS_LOCK:
+        shared = _ENVS.get(key)
+        if shared is None:
+            return
+        shared.refs -= 1
+        if shared.refs == 0:
+            shared.env.close()
+            del _ENVS[key]
+
+
+def _session_key(session_id: bytes, seq: int) -> bytes:
+    return session_id + b"\x00" + pack_seq(seq)
+
+
+class EventLog:
+    """The LMDB event log (see the module docstring for the layout).
+
+    Args:
+        path: directory of the LMDB environment; created when opened for writing.
+        readonly: open for reading only (any process may, while the journal writes).
+        durability: ``"fsync"`` (default) or ``"none"``; only meaningful for the writer.
+        map_size: initial map size in bytes; the writer doubles it whenever it is full.
+
+    Raises:
+        EventLogError: the directory holds no log (read-only) or LMDB refused to open it.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        readonly: bool = False,
+        durability: Durability = "fsync",
+        map_size: int = DEFAULT_MAP_SIZE,
+    ) -> None:
+        if durability not in DURABILITIES:
+            raise EventLogError(f"durability must be one of {DURABILITIES}, not {durability!r}")
+        self.path = Path(path)
+        self.readonly = readonly
+        self.durability = durability
+        self._shared = _open_env(self.path, readonly, map_size, durability)
+        self._env = self._shared.env
+        self._events = self._shared.dbs[b"events"]
+        self._ids = self._shared.dbs[b"ids"]
+        self._sessions = self._shared.dbs[b"sessions"]
+        self._snapshots = self._shared.dbs[b"snapshots"]
+        self._closed = False
+        self._last = self._read_last_seq() if not readonly else 0
+
+    # --- lifecycle ------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Release this handle; the environment closes with its last handle."""
+        if not self._closed:
+            self._closed = True
+            _close_env(self.path)
+
+    def __enter__(self) -> EventLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- transactions ---------------------------------------------------------------
+
+    def _begin(self, write: bool = False) -> Any:
+        """Begin a transaction, adopting a map grown by the writer in another process."""
+        try:
+            return self._env.begin(write=write, buffers=False)
+        except lmdb.MapResizedError:
+            with self._shared.lock:
+                self._env.set_mapsize(0)
+            return self._env.begin(write=write, buffers=False)
+        except lmdb.Error as e:
+            raise EventLogError(f"cannot read event log {self.path}: {e}") from e
+
+    def _grow(self) -> None:
+        # set_mapsize needs no transaction open in this process: readers of this process
+        # hold the shared lock for each of their (short) transactions.
+        with self._shared.lock:
+            size = self._env.info()["map_size"]
+            self._env.set_mapsize(size * 2)
+        log.info("event log map grown from %d to %d bytes", size, size * 2)
+
+    def _read_last_seq(self) -> int:
+        with self._shared.lock, self._begin() as txn:
+            cur = txn.cursor(db=self._events)
+            return unpack_seq(cur.key()) if cur.last() else 0
+
+    # --- writing --------------------------------------------------------------------
+
+    def append(self, events: Sequence[Event], *, now: float | None = None) -> list[int]:
+        """Append events in one transaction and return their seqs, in order.
+
+        Events must already carry their ``id`` (see :func:`ap_actors.events.stamp`).
+        An id already in the log gets its original seq and is not appended again.
+
+        Raises:
+            EventLogError: the log is read-only or the disk refused the write; nothing of
+                the batch was appended.
+        """
+        prepared = [
+            Prepared(
+                e.id.encode(), e.session_id.encode(), topic_of(e).encode(), CODEC.encode(e)
+            )
+            for e in events
+        ]
+        seqs, _ = self.append_prepared(prepared, now=now)
+        return seqs
+
+    def append_prepared(
+        self, items: Sequence[Prepared], *, now: float | None = None
+    ) -> tuple[list[int], list[Appended]]:
+        """Append validated events in one write transaction (one fsync).
+
+        Args:
+            items: events as :class:`Prepared` tuples, in the order to append them.
+            now: ``appended_at`` of the new records, Unix seconds (default: now).
+
+        Returns:
+            ``(seqs, appended)``: the seq of every item in order (the original seq for a
+            duplicate id, including a repeat inside ``items``), and the records actually
+            written, in seq order.
+
+        Raises:
+            EventLogError: read-only log, or LMDB failed (disk full, I/O error); the
+                transaction is aborted and nothing is appended.
+        """
+        if self.readonly:
+            raise EventLogError(f"event log {self.path} is open read-only")
+        stamp_ts = time.time() if now is None else now
+        while True:
+            try:
+                return self._append_txn(items, stamp_ts)
+            except lmdb.MapFullError:
+                self._grow()
+            except lmdb.Error as e:
+                raise EventLogError(f"append to {self.path} failed: {e}") from e
+
+    def _append_txn(
+        self, items: Sequence[Prepared], appended_at: float
+    ) -> tuple[list[int], list[Appended]]:
+        seqs: list[int] = []
+        appended: list[Appended] = []
+        last = self._last
+        encode = CODEC.encode
+        with self._env.begin(write=True) as txn:
+            get, put = txn.get, txn.put
+            for item in items:
+                found = get(item.id, db=self._ids)
+                if found is not None:
+                    seqs.append(unpack_seq(found))
+                    continue
+                last += 1
+                key = pack_seq(last)
+                record = encode(RawRecord(last, appended_at, msgspec.Raw(item.raw)))
+                put(key, record, db=self._events, append=True)
+                put(item.id, key, db=self._ids)
+                if item.session_id:
+                    put(_session_key(item.session_id, last), b"", db=self._sessions)
+                seqs.append(last)
+                appended.append(Appended(last, item.topic, record))
+        self._last = last  # only after the commit succeeded
+        return seqs, appended
+
+    # --- reading --------------------------------------------------------------------
+
+    def last_seq(self) -> int:
+        """Return the seq of the newest record (0 for an empty log)."""
+        if not self.readonly:
+            return self._last
+        return self._read_last_seq()
+
+    def seq_of(self, event_id: str) -> int | None:
+        """Return the seq at which the event with this id was appended, or None."""
+        with self._shared.lock, self._begin() as txn:
+            found = txn.get(event_id.encode(), db=self._ids)
+        return None if found is None else unpack_seq(found)
+
+    def get(self, seq: int) -> Record | None:
+        """Return the record at ``seq``, or None."""
+        with self._shared.lock, self._begin() as txn:
+            data = txn.get(pack_seq(seq), db=self._events)
+        return None if data is None else CODEC.decode_record(data)
+
+    def read_raw(
+        self,
+        since: int = 0,
+        *,
+        until: int | None = None,
+        limit: int | None = None,
+        topics: Iterable[str] | None = None,
+        session_id: str | None = None,
+    ) -> Iterator[tuple[int, bytes]]:
+        """Yield ``(seq, record bytes)`` with ``since < seq <= until`` in seq order.
+
+        Args:
+            since: exclusive lower bound (0 = from the start).
+            until: inclusive upper bound; None = up to the last record when each chunk
+                is read (records appended meanwhile are included).
+            limit: at most this many records.
+            topics: keep only events whose type starts with one of these prefixes.
+            session_id: keep only this session's events (uses the per-session index).
+        """
+        prefixes = tuple(topics) if topics else ()
+        if session_id is not None:
+            chunks = self._session_chunks(session_id.encode(), since, until)
+        else:
+            chunks = self._seq_chunks(since, until)
+        sent = 0
+        for chunk in chunks:
+            for seq, data in chunk:
+                if prefixes and not CODEC.decode_head(data).event.type.startswith(prefixes):
+                    continue
+                yield seq, data
+                sent += 1
+                if limit is not None and sent >= limit:
+                    return
+
+    def read(
+        self,
+        since: int = 0,
+        *,
+        until: int | None = None,
+        limit: int | None = None,
+        topics: Iterable[str] | None = None,
+        session_id: str | None = None,
+    ) -> Iterator[Record]:
+        """Yield decoded :class:`Record` s; arguments as :meth:`read_raw`."""
+        for _, data in self.read_raw(
+            since, until=until, limit=limit, topics=topics, session_id=session_id
+        ):
+            yield CODEC.decode_record(data)
+
+    def _seq_chunks(self, since: int, until: int | None) -> Iterator[list[tuple[int, bytes]]]:
+        pos = since
+        while True:
+            chunk: list[tuple[int, bytes]] = []
+            with self._shared.lock, self._begin() as txn:
+                cur = txn.cursor(db=self._events)
+                if cur.set_range(pack_seq(pos + 1)):
+                    for key, value in cur:
+                        seq = unpack_seq(key)
+                        if until is not None and seq > until:
+                            break
+                        chunk.append((seq, value))
+                        if len(chunk) >= _CHUNK:
+                            break
+            if not chunk:
+                return
+            yield chunk
+            pos = chunk[-1][0]
+            if len(chunk) < _CHUNK:
+                return
+
+    def _session_chunks(
+        self, session: bytes, since: int, until: int | None
+    ) -> Iterator[list[tuple[int, bytes]]]:
+        prefix = session + b"\x00"
+        pos = since
+        while True:
+            chunk: list[tuple[int, bytes]] = []
+            with self._shared.lock, self._begin() as txn:
+                cur = txn.cursor(db=self._sessions)
+                if cur.set_range(_session_key(session, pos + 1)):
+                    for key in cur.iternext(keys=True, values=False):
+                        if not key.startswith(prefix) or len(key) != len(prefix) + 8:
+                            break
+                        seq = unpack_seq(key[-8:])
+                        if until is not None and seq > until:
+                            break
+                        data = txn.get(key[-8:], db=self._events)
+                        if data is not None:
+                            chunk.append((seq, data))
+                        if len(chunk) >= _CHUNK:
+                            break
+            if not chunk:
+                return
+            yield chunk
+            pos = chunk[-1][0]
+            if len(chunk) < _CHUNK:
+                return
+
+    def session_ids(self) -> list[str]:
+        """Return every session id that has events, sorted (skips through the index)."""
+        out: list[str] = []
+        with self._shared.lock, self._begin() as txn:
+            cur = txn.cursor(db=self._sessions)
+            found = cur.first()
+            while found:
+                key = cur.key()
+                session = key[:-9]
+                out.append(session.decode())
+                # Jump past every key of this session: NUL+seq sorts below NUL+1.
+                found = cur.set_range(session + b"\x01")
+        return out
+
+    # --- snapshots ------------------------------------------------------------------
+
+    def save_snapshot(self, snapshot: Snapshot) -> None:
+        """Store ``snapshot`` under its name, replacing an older one.
+
+        Raises:
+            EventLogError: read-only log or LMDB failure.
+        """
+        if self.readonly:
+            raise EventLogError(f"event log {self.path} is open read-only")
+        data = CODEC.encode(snapshot)
+        while True:
+            try:
+                with self._env.begin(write=True) as txn:
+                    txn.put(snapshot.name.encode(), data, db=self._snapshots)
+                return
+            except lmdb.MapFullError:
+                self._grow()
+            except lmdb.Error as e:
+                raise EventLogError(f"saving snapshot {snapshot.name!r} failed: {e}") from e
+
+    def load_snapshot(self, name: str) -> Snapshot | None:
+        """Return the snapshot saved under ``name``, or None."""
+        with self._shared.lock, self._begin() as txn:
+            data = txn.get(name.encode(), db=self._snapshots)
+        return None if data is None else msgspec.msgpack.decode(data, type=Snapshot)
+
+    # --- size -----------------------------------------------------------------------
+
+    def size_bytes(self) -> int:
+        """Return the bytes in use by the log (pages used, not the sparse map size)."""
+        info = self._env.info()
+        stat = self._env.stat()
+        return int((info["last_pgno"] + 1) * stat["psize"])
+
+    def map_size(self) -> int:
+        """Return the current map size in bytes (the log's capacity before it grows)."""
+        return int(self._env.info()["map_size"])

@@ -1,0 +1,485 @@
+"""The event catalog: every fact of the system as a frozen, tagged msgspec Struct.
+
+Source: ``DESIGN.md``, "Events". Each event's tag (``type`` on the wire) is its
+snake_case name; it doubles as the bus topic and the WebSocket ``type``. Every event
+carries ``id`` (chosen by its emitter, the idempotency key of the log), ``session_id``
+(``""`` for mesh-level facts such as actor lifecycle), ``ts`` (Unix seconds) and
+``source`` (the emitting actor). An :class:`~ap_actors.bus.Emitter` stamps ``id``,
+``ts`` and ``source`` when they are left empty.
+
+Schema evolution is additive: a new field gets a default and goes last; a field never
+changes type. Records written by older versions stay decodable
+(``tests/fixtures/records-v1.msgpack`` is decoded in CI).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from typing import Any, Literal, TypeAlias
+
+import msgspec
+from ulid import ULID
+
+
+def new_id() -> str:
+    """Return a new event id: a ULID string (26 chars, sortable by creation time)."""
+    return str(ULID())
+
+
+def derive_id(cause_id: str, actor: str, index: int) -> str:
+    """Return the id of an actor's ``index``-th reaction to the event ``cause_id``.
+
+    The same cause, actor and index always give the same id, so an actor that restarts
+    and reacts again produces duplicates that the log acknowledges instead of appending.
+
+    Returns:
+        32 lowercase hex characters (BLAKE2b-128 of the three parts).
+    """
+    data = f"{cause_id}\x00{actor}\x00{index}".encode()
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
+    """Base of every event. Never instantiated itself; subclasses set their tag."""
+
+    id: str = ""  # Unique id chosen by the emitter (ULID or derive_id); dedup key of the log.
+    session_id: str = ""  # Owner session this fact belongs to; "" for mesh-level facts.
+    ts: float = 0.0  # When it happened, Unix seconds.
+    source: str = ""  # Name of the emitting actor or program.
+
+
+# --- nested value types -------------------------------------------------------------
+
+
+class Objective(msgspec.Struct, frozen=True, kw_only=True):
+    """One objective of a plan: a unit of work with an exclusive file scope."""
+
+    id: str  # Stable id within the plan, e.g. "obj-1".
+    title: str  # One line.
+    description: str = ""  # What to do, for the agent's prompt.
+    wave: int = 1  # 1-based wave number; objectives of one wave run in parallel.
+    scope_touch: list[str] = []  # Gitignore-style patterns the objective may change.
+    scope_forbid: list[str] = []  # Patterns it must not change even inside scope_touch.
+    worker: str = ""  # Worker id it is meant for; "" = any worker with the capabilities.
+    depends_on: list[str] = []  # Objective ids that must complete first.
+    command: str | None = None  # Optional command template overriding the worker's.
+
+
+class Contract(msgspec.Struct, frozen=True, kw_only=True):
+    """An integration contract between objectives (an interface one provides to others)."""
+
+    name: str  # e.g. "auth.verify_token(token: str) -> Claims".
+    provider: str  # Objective id that implements it.
+    consumers: list[str] = []  # Objective ids that rely on it.
+    description: str = ""
+
+
+class ScopeConflict(msgspec.Struct, frozen=True, kw_only=True):
+    """Two objectives of one wave whose touch patterns can match a common path."""
+
+    wave: int
+    objective_a: str
+    objective_b: str
+    pattern_a: str
+    pattern_b: str
+    witness: str  # A path matched by both patterns (may not exist yet).
+
+
+# --- lifecycle (mesh-level, session_id "") ------------------------------------------
+
+
+class ActorStarted(Event, frozen=True, tag="actor_started"):
+    """The supervisor started an actor process and it reported ready."""
+
+    actor: str  # Actor name from the config, e.g. "journal", "worker-1".
+    pid: int  # OS process id.
+    restarts: int = 0  # Restarts of this actor since the supervisor started.
+    argv: list[str] = []  # Command line of the process.
+
+
+class ActorExited(Event, frozen=True, tag="actor_exited"):
+    """An actor process ended."""
+
+    actor: str
+    pid: int
+    exit_code: int | None = None  # Exit status, or None when killed by a signal.
+    signal: int | None = None  # Signal number that killed it, if any.
+    restarting_in_s: float | None = None  # Back-off before the restart; None = no restart.
+    gave_up: bool = False  # True when the supervisor stopped restarting it (too many restarts).
+    reason: str = ""
+
+
+# --- owner request and the analytic / planning phases -------------------------------
+
+TaskType: TypeAlias = Literal[
+    "feature", "bug", "refactor", "reset", "test", "docs", "perf", "security"
+]
+
+
+class RequestSubmitted(Event, frozen=True, tag="request_submitted"):
+    """The owner submitted a request: the first event of a session."""
+
+    request: str  # The owner request, free text.
+    repo: str  # Absolute path of the target git repository.
+    base_ref: str = "HEAD"  # Git ref the session starts from.
+    plan_file: str | None = None  # Owner's plan file, if any.
+    auto_approve: bool = False  # Skip the approval gate.
+    team: list[str] = []  # Worker ids available to this session.
+
+
+class AnalysisCompleted(Event, frozen=True, tag="analysis_completed"):
+    """The ANALYTIC phase finished."""
+
+    task_type: TaskType
+    modules: list[str] = []
+    entry_points: list[str] = []
+    test_dirs: list[str] = []
+    config_files: list[str] = []
+    coordination_points: list[str] = []
+    scope_strategy: str = ""
+
+
+class PlanProposed(Event, frozen=True, tag="plan_proposed"):
+    """The PLANNING phase proposed a plan (objectives in waves, contracts)."""
+
+    plan_id: str
+    objectives: list[Objective] = []
+    contracts: list[Contract] = []
+
+
+class ScopeValidated(Event, frozen=True, tag="scope_validated"):
+    """The scope validator checked a plan's waves for overlapping touch scopes."""
+
+    plan_id: str
+    valid: bool
+    conflicts: list[ScopeConflict] = []
+
+
+class PlanRevised(Event, frozen=True, tag="plan_revised"):
+    """The scope validator moved objectives to later waves to resolve conflicts."""
+
+    plan_id: str  # The new plan's id.
+    revises: str  # The plan id it replaces.
+    objectives: list[Objective] = []
+    contracts: list[Contract] = []
+
+
+class PlanAwaitingApproval(Event, frozen=True, tag="plan_awaiting_approval"):
+    """The scheduler waits for the owner to approve or reject the plan."""
+
+    plan_id: str
+
+
+class PlanApproved(Event, frozen=True, tag="plan_approved"):
+    plan_id: str
+    by: str  # Who approved: "owner", "auto", a user name.
+    reason: str | None = None
+
+
+class PlanRejected(Event, frozen=True, tag="plan_rejected"):
+    plan_id: str
+    by: str
+    reason: str | None = None
+
+
+# --- execution ----------------------------------------------------------------------
+
+
+class WaveStarted(Event, frozen=True, tag="wave_started"):
+    wave: int  # 1-based.
+    objective_ids: list[str] = []
+
+
+class WaveCompleted(Event, frozen=True, tag="wave_completed"):
+    wave: int
+    objective_ids: list[str] = []
+
+
+class WaveMerged(Event, frozen=True, tag="wave_merged"):
+    """The wave's objective branches were merged into the session branch."""
+
+    wave: int
+    objective_ids: list[str] = []
+    branch: str = ""  # The session branch, "ap/<session>".
+    commit: str = ""  # Commit id after the merge.
+
+
+class ObjectiveAssigned(Event, frozen=True, tag="objective_assigned"):
+    objective_id: str
+    worker_id: str
+    attempt: int = 1  # 1-based attempt number.
+
+
+class ObjectiveStarted(Event, frozen=True, tag="objective_started"):
+    objective_id: str
+    worker_id: str
+    attempt: int = 1
+    workdir: str = ""  # The objective's git worktree.
+
+
+class WorkerStarted(Event, frozen=True, tag="worker_started"):
+    """A worker started its agent process for an objective."""
+
+    worker_id: str
+    pid: int
+    argv: list[str] = []
+    objective_id: str = ""
+
+
+ActivityType: TypeAlias = Literal[
+    "tool_use",
+    "reasoning",
+    "message",
+    "command",
+    "file_change",
+    "testing",
+    "error",
+    "usage",
+    "other",
+]
+
+
+class WorkerActivity(Event, frozen=True, tag="worker_activity"):
+    """One thing an agent did, parsed from its stream (seed 001's activity feed)."""
+
+    worker_id: str
+    objective_id: str = ""
+    activity_type: ActivityType = "message"
+    tool_name: str | None = None
+    description: str = ""
+    file_path: str | None = None
+    exit_code: int | None = None
+
+
+class WorkerMetrics(Event, frozen=True, tag="worker_metrics"):
+    """A sample of a worker's counters (seed 001's worker card)."""
+
+    worker_id: str
+    tasks_completed: int = 0
+    tasks_failed: int = 0
+    tools_used: dict[str, int] = {}  # Tool name -> times used.
+    files_modified: int = 0
+    uptime_seconds: float = 0.0
+    cpu_percent: float = 0.0  # Of one core, 0-100 per core.
+    rss_bytes: int = 0  # Resident memory, bytes.
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+
+
+class WorkerError(Event, frozen=True, tag="worker_error"):
+    worker_id: str
+    error: str
+    objective_id: str | None = None
+
+
+class ObjectiveCompleted(Event, frozen=True, tag="objective_completed"):
+    objective_id: str
+    worker_id: str
+    files_modified: list[str] = []  # Repository-relative paths.
+    exit_code: int = 0
+    duration_s: float = 0.0  # Seconds.
+    reason: str | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+
+
+class ObjectiveFailed(Event, frozen=True, tag="objective_failed"):
+    objective_id: str
+    worker_id: str
+    files_modified: list[str] = []
+    exit_code: int | None = None
+    duration_s: float = 0.0
+    reason: str | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+
+
+class ScopeViolated(Event, frozen=True, tag="scope_violated"):
+    objective_id: str
+    worker_id: str
+    paths: list[str] = []  # Changed paths that broke the rule.
+    rule: Literal["outside_touch", "inside_forbid"] = "outside_touch"
+
+
+class SessionCompleted(Event, frozen=True, tag="session_completed"):
+    summary: str = ""
+    branch: str = ""
+    commit_message: str | None = None
+
+
+class SessionFailed(Event, frozen=True, tag="session_failed"):
+    reason: str
+    branch: str = ""
+    commit_message: str | None = None
+
+
+class SessionCancelled(Event, frozen=True, tag="session_cancelled"):
+    reason: str = ""
+    branch: str = ""
+    commit_message: str | None = None
+
+
+class ReportWritten(Event, frozen=True, tag="report_written"):
+    kind: Literal["analysis", "plan", "accomplishment"]
+    path: str  # Absolute path of the markdown file.
+
+
+EventType: TypeAlias = (
+    ActorStarted
+    | ActorExited
+    | RequestSubmitted
+    | AnalysisCompleted
+    | PlanProposed
+    | ScopeValidated
+    | PlanRevised
+    | PlanAwaitingApproval
+    | PlanApproved
+    | PlanRejected
+    | WaveStarted
+    | WaveCompleted
+    | WaveMerged
+    | ObjectiveAssigned
+    | ObjectiveStarted
+    | WorkerStarted
+    | WorkerActivity
+    | WorkerMetrics
+    | WorkerError
+    | ObjectiveCompleted
+    | ObjectiveFailed
+    | ScopeViolated
+    | SessionCompleted
+    | SessionFailed
+    | SessionCancelled
+    | ReportWritten
+)
+"""The union of every event type; decode with it, dispatch with ``match``."""
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    t.__struct_config__.tag: t  # type: ignore[misc]
+    for t in EventType.__args__  # type: ignore[attr-defined]
+}
+"""Tag -> event class, e.g. ``{"worker_activity": WorkerActivity, ...}``."""
+
+
+def topic_of(event: Event) -> str:
+    """Return the event's tag, which is its bus topic (``"worker_activity"``)."""
+    return event.__struct_config__.tag  # type: ignore[return-value]
+
+
+class Record(msgspec.Struct, frozen=True):
+    """An event as stored in the log: ``{"seq", "appended_at", "event"}``.
+
+    ``seq`` is the journal's gap-free sequence number (from 1); ``appended_at`` is the
+    journal's clock at append, Unix seconds.
+    """
+
+    seq: int
+    appended_at: float
+    event: EventType
+
+
+class RawRecord(msgspec.Struct, frozen=True):
+    """The write-side shape of :class:`Record`: the event kept as the bytes received."""
+
+    seq: int
+    appended_at: float
+    event: msgspec.Raw
+
+
+class _EventHead(msgspec.Struct):
+    type: str
+    session_id: str = ""
+
+
+class RecordHead(msgspec.Struct):
+    """The parts of a record that filters need, decoded without the event's body."""
+
+    seq: int
+    event: _EventHead
+
+
+class Codec:
+    """One reusable msgpack encoder/decoder for events and records (one per process).
+
+    msgspec encoders and decoders are cheap to call and costly to build, so a process
+    keeps one :class:`Codec` (``CODEC``) and reuses it.
+    """
+
+    def __init__(self) -> None:
+        self.encoder = msgspec.msgpack.Encoder()
+        self._event = msgspec.msgpack.Decoder(EventType)
+        self._events = msgspec.msgpack.Decoder(list[EventType])  # type: ignore[valid-type]
+        self._raw_list = msgspec.msgpack.Decoder(list[msgspec.Raw])
+        self._record = msgspec.msgpack.Decoder(Record)
+        self._head = msgspec.msgpack.Decoder(RecordHead)
+        self._json_encoder = msgspec.json.Encoder()
+
+    def encode(self, obj: Any) -> bytes:
+        """Encode an event, a record, or any msgspec-encodable value to msgpack."""
+        return self.encoder.encode(obj)
+
+    def decode_event(self, data: bytes | msgspec.Raw) -> Event:
+        """Decode one event map.
+
+        Raises:
+            msgspec.ValidationError: unknown ``type``, missing or mistyped field.
+            msgspec.DecodeError: not msgpack.
+        """
+        return self._event.decode(data)  # type: ignore[no-any-return]
+
+    def decode_events(self, data: bytes) -> list[Event]:
+        """Decode a msgpack list of event maps (the payload of an ingest ``append``)."""
+        return self._events.decode(data)  # type: ignore[no-any-return]
+
+    def split_batch(self, data: bytes) -> list[msgspec.Raw]:
+        """Split a msgpack list into its elements' raw bytes without decoding them."""
+        return self._raw_list.decode(data)
+
+    def decode_record(self, data: bytes) -> Record:
+        """Decode a stored or published record."""
+        return self._record.decode(data)
+
+    def decode_head(self, data: bytes) -> RecordHead:
+        """Decode only ``seq``, the event's ``type`` and ``session_id`` of a record."""
+        return self._head.decode(data)
+
+    def to_json(self, obj: Any) -> bytes:
+        """Encode to JSON bytes (records, events, for the CLI and the browser)."""
+        return self._json_encoder.encode(obj)
+
+
+CODEC = Codec()
+"""The process-wide codec."""
+
+
+def stamp(event: Event, *, source: str = "", now: float | None = None) -> Event:
+    """Return ``event`` with an empty ``id``, ``ts`` or ``source`` filled in.
+
+    Args:
+        event: any event.
+        source: the emitter's name, used when ``event.source`` is empty.
+        now: Unix seconds for an empty ``ts``; ``time.time()`` when None.
+    """
+    changes: dict[str, Any] = {}
+    if not event.id:
+        changes["id"] = new_id()
+    if not event.ts:
+        changes["ts"] = time.time() if now is None else now
+    if not event.source and source:
+        changes["source"] = source
+    return msgspec.structs.replace(event, **changes) if changes else event
+
+
+def record_to_json_dict(record: Record) -> dict[str, Any]:
+    """Return a record as the flat JSON shape of the dashboard and ``ap tail --json``.
+
+    Shape: ``{"seq": int, "appended_at": float, "type": tag, <event fields>}``.
+    """
+    out: dict[str, Any] = {"seq": record.seq, "appended_at": record.appended_at}
+    out["type"] = topic_of(record.event)
+    out.update(msgspec.to_builtins(record.event))
+    return out

@@ -1,0 +1,52 @@
+"""Structured logs: one JSON object per line on stderr, for every actor process.
+
+Shape: ``{"ts": Unix seconds, "level": "INFO", "actor": name, "logger": name,
+"msg": text, ...extra}``; ``exc`` holds the formatted traceback of an exception.
+The supervisor sends each actor's stderr to ``<state dir>/logs/<actor>.log``.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import msgspec
+
+_STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
+_encoder = msgspec.json.Encoder()
+
+
+class JsonFormatter(logging.Formatter):
+    """Format a log record as one JSON line; ``extra=`` keys become fields."""
+
+    def __init__(self, actor: str) -> None:
+        super().__init__()
+        self.actor = actor
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {
+            "ts": round(record.created, 6),
+            "level": record.levelname,
+            "actor": self.actor,
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        for key, value in record.__dict__.items():
+            if key not in _STANDARD and not key.startswith("_"):
+                out[key] = value
+        if record.exc_info:
+            out["exc"] = self.formatException(record.exc_info)
+        return _encoder.encode(out).decode("utf-8", "replace")
+
+    def formatException(self, ei: Any) -> str:  # noqa: N802 - logging's API name
+        return super().formatException(ei)
+
+
+def setup_logging(actor: str, level: int = logging.INFO) -> None:
+    """Send this process's logs to stderr as JSON lines tagged with ``actor``."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter(actor))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)

@@ -1,0 +1,48 @@
+"""What every actor process does around its work: logs, parent death, ready handshake.
+
+An actor process is started by the supervisor with ``--ready-fd N``: the write end of a
+pipe on which it writes one JSON line once it is ready to work (the journal: after
+binding, with the endpoints it bound), then closes it. It also asks the kernel to send it
+SIGTERM if the supervisor dies (Linux ``PR_SET_PDEATHSIG``), so a ``kill -9`` of the
+supervisor leaves no orphans behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+import sys
+from typing import Any
+
+import msgspec
+
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(expected_parent: int | None = None) -> None:
+    """Ask for SIGTERM when the parent process exits (Linux; a no-op elsewhere).
+
+    Args:
+        expected_parent: the supervisor's pid; if the parent is already another
+            process (the supervisor died before this call), exit at once.
+    """
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    if expected_parent is not None and os.getppid() != expected_parent:
+        raise SystemExit(0)
+
+
+def signal_ready(ready_fd: int | None, payload: dict[str, Any] | None = None) -> None:
+    """Write one JSON line (``payload`` or ``{}``) to ``ready_fd`` and close it."""
+    if ready_fd is None:
+        return
+    data = msgspec.json.encode(payload or {}) + b"\n"
+    try:
+        os.write(ready_fd, data)
+    finally:
+        with contextlib.suppress(OSError):
+            os.close(ready_fd)

@@ -1,0 +1,389 @@
+"""The supervisor: starts every actor as its own OS process and keeps them running.
+
+Source: ``DESIGN.md``, "Processes". Start order: the journal first (it owns the log and
+the endpoints; once it has bound them the supervisor writes ``mesh.json``), then every
+enabled actor of the config in file order, each awaited until it reports ready. Policy:
+one-for-one, Erlang style. A crashed actor is restarted after an exponential back-off
+(``backoff_initial_s`` doubled per consecutive quick crash, at most ``backoff_max_s``;
+reset after a run of ``stable_after_s``). More than ``max_restarts`` restarts within
+``restart_window_s`` and the supervisor gives up on that actor, loudly (an error log
+line and ``actor_exited`` with ``gave_up``); giving up on the journal stops the mesh
+(exit code ``EXIT_STARTUP``). Shutdown (SIGTERM/SIGINT, ``ap down``) stops the actors in
+reverse start order, the journal last: SIGTERM, then SIGKILL after ``stop_timeout_s``.
+
+Every start and exit is recorded in the log (``actor_started``, ``actor_exited``), and
+the live process table is kept in ``<state dir>/supervisor.json`` for ``ap status``::
+
+    {"pid", "started_at", "actors": [{"name", "pid", "restarts", "started_at", "state"}]}
+
+Each actor's stdout and stderr go to ``<state dir>/logs/<name>.log``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+
+from ap_actors.bus import Emitter
+from ap_actors.config import Config, eventlog_dir
+from ap_actors.errors import EXIT_STARTUP, MeshNotRunningError, MeshRunningError, StartupError
+from ap_actors.events import ActorExited, ActorStarted, Event
+from ap_actors.mesh import MeshInfo, read_mesh, remove_mesh, write_atomic, write_mesh
+
+log = logging.getLogger("ap_actors.supervisor")
+
+STATUS_FILE = "supervisor.json"
+READY_TIMEOUT_S = 60.0  # an actor that is not ready after this long failed to start
+STABLE_AFTER_S = 10.0  # a run this long resets the back-off
+
+ActorState = Literal["starting", "running", "backoff", "failed", "stopped"]
+
+
+class ActorStatus(msgspec.Struct):
+    """One row of supervisor.json."""
+
+    name: str
+    pid: int | None
+    restarts: int
+    started_at: float | None  # Unix seconds of the current process's start
+    state: ActorState
+
+
+class SupervisorStatus(msgspec.Struct):
+    """The content of supervisor.json."""
+
+    pid: int
+    started_at: float
+    actors: list[ActorStatus]
+
+
+def read_status(state_dir: Path) -> SupervisorStatus | None:
+    """Return the content of ``<state_dir>/supervisor.json``, or None if absent/unreadable."""
+    try:
+        return msgspec.json.decode((state_dir / STATUS_FILE).read_bytes(), type=SupervisorStatus)
+    except (OSError, msgspec.DecodeError):
+        return None
+
+
+def ensure_no_mesh(state_dir: Path) -> None:
+    """Raise :class:`MeshRunningError` if a live mesh already uses ``state_dir``."""
+    try:
+        running = read_mesh(state_dir)
+    except MeshNotRunningError:
+        return
+    raise MeshRunningError(
+        f"a mesh is already running in {state_dir} (supervisor pid {running.pid});"
+        " stop it with `ap down` or use another --state-dir"
+    )
+
+
+class _Child:
+    def __init__(self, name: str, argv: list[str], is_journal: bool = False) -> None:
+        self.name = name
+        self.argv = argv
+        self.is_journal = is_journal
+        self.proc: asyncio.subprocess.Process | None = None
+        self.restarts = 0
+        self.quick_crashes = 0
+        self.restart_times: deque[float] = deque()
+        self.started_at: float | None = None
+        self.state: ActorState = "starting"
+        self.watcher: asyncio.Task[None] | None = None
+
+    def status(self) -> ActorStatus:
+        pid = self.proc.pid if self.proc is not None and self.state == "running" else None
+        return ActorStatus(self.name, pid, self.restarts, self.started_at, self.state)
+
+
+class Supervisor:
+    """Runs one mesh in ``state_dir`` until stopped.
+
+    Args:
+        config: the validated config.
+        state_dir: the mesh's state directory (created if missing).
+        config_path: the config file, passed on to the actor processes (None = defaults).
+    """
+
+    def __init__(self, config: Config, state_dir: Path, config_path: str | None) -> None:
+        self.config = config
+        self.state_dir = state_dir
+        self.config_path = config_path
+        self.logs_dir = state_dir / "logs"
+        self.children: list[_Child] = []
+        self.mesh: MeshInfo | None = None
+        self.emitter: Emitter | None = None
+        self.stopping = False
+        self.started_at = time.time()
+        self._emits: set[asyncio.Task[Any]] = set()
+        self._stop = asyncio.Event()
+        self.exit_code = 0
+
+    # --- process handling -----------------------------------------------------------
+
+    def _actor_argv(self, name: str) -> list[str]:
+        argv = [sys.executable, "-m", "ap_actors.actor", "--name", name]
+        argv += ["--state-dir", str(self.state_dir), "--parent-pid", str(os.getpid())]
+        if self.config_path:
+            argv += ["--config", str(self.config_path)]
+        return argv
+
+    def _journal_argv(self, ingest: str, bus: str, replay: str) -> list[str]:
+        argv = [sys.executable, "-m", "ap_actors.actors.journal"]
+        argv += ["--state-dir", str(self.state_dir), "--parent-pid", str(os.getpid())]
+        argv += ["--ingest", ingest, "--bus", bus, "--replay", replay]
+        if self.config_path:
+            argv += ["--config", str(self.config_path)]
+        return argv
+
+    async def _spawn(self, child: _Child) -> dict[str, Any]:
+        """Start ``child`` and wait for its ready line; return the line's JSON.
+
+        Raises:
+            StartupError: it exited or stayed silent before becoming ready.
+        """
+        self.logs_dir.mkdir(parents=True, exist_ok=True)
+        log_path = self.logs_dir / f"{child.name}.log"
+        read_fd, write_fd = os.pipe()
+        child.state = "starting"
+        with open(log_path, "ab") as log_file:
+            child.proc = await asyncio.create_subprocess_exec(
+                *child.argv,
+                "--ready-fd",
+                str(write_fd),
+                pass_fds=(write_fd,),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=log_file,
+            )
+        os.close(write_fd)
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader()
+        transport, _ = await loop.connect_read_pipe(
+            lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(read_fd, "rb")
+        )
+        try:
+            line = await asyncio.wait_for(reader.readline(), READY_TIMEOUT_S)
+        except TimeoutError:
+            line = b""
+        finally:
+            transport.close()
+        if not line:
+            code = await _wait_briefly(child.proc)
+            reason = _last_line(log_path) or f"exit code {code}"
+            raise StartupError(f"{child.name} failed to start: {reason} (log: {log_path})")
+        child.started_at = time.time()
+        child.state = "running"
+        self._write_status()
+        self._emit(
+            ActorStarted(actor=child.name, pid=child.proc.pid, restarts=child.restarts,
+                         argv=child.argv)
+        )
+        return msgspec.json.decode(line) if line.strip() else {}
+
+    async def _watch(self, child: _Child) -> None:
+        """Wait for ``child`` to exit; restart it per the policy unless stopping."""
+        cfg = self.config.supervisor
+        while True:
+            assert child.proc is not None
+            code = await child.proc.wait()
+            pid = child.proc.pid
+            if self.stopping:
+                return
+            ran = time.time() - (child.started_at or time.time())
+            child.quick_crashes = 0 if ran >= STABLE_AFTER_S else child.quick_crashes + 1
+            now = time.monotonic()
+            child.restart_times.append(now)
+            while child.restart_times and now - child.restart_times[0] > cfg.restart_window_s:
+                child.restart_times.popleft()
+            gave_up = len(child.restart_times) > cfg.max_restarts
+            delay = min(cfg.backoff_initial_s * 2 ** max(child.quick_crashes - 1, 0),
+                        cfg.backoff_max_s)
+            exited = ActorExited(
+                actor=child.name,
+                pid=pid,
+                exit_code=code if code >= 0 else None,
+                signal=-code if code < 0 else None,
+                restarting_in_s=None if gave_up else delay,
+                gave_up=gave_up,
+                reason=_last_line(self.logs_dir / f"{child.name}.log"),
+            )
+            self._emit(exited)
+            if gave_up:
+                child.state = "failed"
+                self._write_status()
+                log.error(
+                    "giving up on %s: %d restarts within %.0fs; see %s",
+                    child.name, cfg.max_restarts, cfg.restart_window_s,
+                    self.logs_dir / f"{child.name}.log",
+                )
+                print(
+                    f"ap: giving up on actor {child.name!r} after {cfg.max_restarts} restarts"
+                    f" within {cfg.restart_window_s:.0f}s; see {self.logs_dir / child.name}.log",
+                    file=sys.stderr,
+                )
+                if child.is_journal:
+                    self.exit_code = EXIT_STARTUP
+                    self._stop.set()
+                return
+            child.state = "backoff"
+            self._write_status()
+            log.warning("%s exited (%s); restarting in %.2fs", child.name, code, delay)
+            await asyncio.sleep(delay)
+            if self.stopping:
+                return
+            child.restarts += 1
+            try:
+                await self._spawn(child)
+            except StartupError as e:
+                log.error("%s", e)  # its exit is counted as a crash on the next round
+
+    async def _stop_child(self, child: _Child) -> None:
+        proc = child.proc
+        if proc is None or proc.returncode is not None:
+            child.state = "stopped"
+            return
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(proc.wait(), self.config.supervisor.stop_timeout_s)
+        except TimeoutError:
+            log.warning("%s ignored SIGTERM; killing it", child.name)
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
+        child.state = "stopped"
+
+    # --- events and status ----------------------------------------------------------
+
+    def _emit(self, event: Event) -> None:
+        """Append a lifecycle event in the background (the journal may be restarting)."""
+        if self.emitter is None:
+            return
+        task = asyncio.create_task(self.emitter.emit(event))
+        self._emits.add(task)
+        task.add_done_callback(self._emit_done)
+
+    def _emit_done(self, task: asyncio.Task[Any]) -> None:
+        self._emits.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("lifecycle event not recorded: %s", task.exception())
+
+    def _write_status(self) -> None:
+        status = SupervisorStatus(
+            os.getpid(), self.started_at, [c.status() for c in self.children]
+        )
+        write_atomic(self.state_dir / STATUS_FILE, msgspec.json.encode(status))
+
+    # --- run ------------------------------------------------------------------------
+
+    async def start(self) -> MeshInfo:
+        """Start the journal and every enabled actor; return the mesh's endpoints.
+
+        Raises:
+            MeshRunningError: a live mesh already uses ``state_dir``.
+            StartupError: an actor failed to start (everything started is stopped again).
+        """
+        ensure_no_mesh(self.state_dir)
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        mesh_cfg = self.config.mesh
+        journal = _Child("journal", self._journal_argv(mesh_cfg.ingest, mesh_cfg.bus,
+                                                       mesh_cfg.replay), is_journal=True)
+        self.children.append(journal)
+        try:
+            bound = await self._spawn(journal)
+            # A restarted journal must bind the very ports clients already know.
+            journal.argv = self._journal_argv(bound["ingest"], bound["bus"], bound["replay"])
+            self.mesh = MeshInfo(
+                ingest=bound["ingest"],
+                bus=bound["bus"],
+                replay=bound["replay"],
+                dashboard=None,
+                pid=os.getpid(),
+                log=str(eventlog_dir(self.state_dir)),
+            )
+            write_mesh(self.state_dir, self.mesh)
+            self.emitter = Emitter(self.mesh.ingest, source="supervisor")
+            assert journal.proc is not None
+            self._emit(ActorStarted(actor="journal", pid=journal.proc.pid, argv=journal.argv))
+            for name in self.config.enabled_actors():
+                child = _Child(name, self._actor_argv(name))
+                self.children.append(child)
+                await self._spawn(child)
+        except BaseException:
+            await self.shutdown()
+            raise
+        for child in self.children:
+            child.watcher = asyncio.create_task(self._watch(child))
+        self._write_status()
+        return self.mesh
+
+    async def wait(self) -> int:
+        """Run until SIGTERM/SIGINT (or giving up on the journal); return the exit code."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._stop.set)
+        await self._stop.wait()
+        await self.shutdown()
+        return self.exit_code
+
+    async def shutdown(self) -> None:
+        """Stop every actor in reverse start order, the journal last; remove mesh.json."""
+        self.stopping = True
+        for child in self.children:
+            if child.watcher is not None:
+                child.watcher.cancel()
+        for child in reversed(self.children):
+            if child.is_journal:
+                continue
+            pid = child.proc.pid if child.proc is not None else 0
+            was_running = child.proc is not None and child.proc.returncode is None
+            await self._stop_child(child)
+            if was_running and child.proc is not None:
+                self._emit(ActorExited(actor=child.name, pid=pid,
+                                       exit_code=child.proc.returncode, reason="shutdown"))
+        if self._emits:  # record the exits while the journal still runs
+            await asyncio.wait(set(self._emits), timeout=5)
+        if self.emitter is not None:
+            await self.emitter.close()
+        for child in self.children:
+            if child.is_journal:
+                await self._stop_child(child)
+        self._write_status()
+        remove_mesh(self.state_dir)
+
+
+async def _wait_briefly(proc: asyncio.subprocess.Process) -> int | None:
+    try:
+        return await asyncio.wait_for(proc.wait(), 5)
+    except TimeoutError:
+        proc.kill()
+        return await proc.wait()
+
+
+def _last_line(path: Path, max_bytes: int = 4096) -> str:
+    """Return the last non-empty line of a log file, decoded from JSON when it is JSON."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(f.tell() - max_bytes, 0))
+            lines = [ln for ln in f.read().splitlines() if ln.strip()]
+    except OSError:
+        return ""
+    if not lines:
+        return ""
+    last = lines[-1]
+    with contextlib.suppress(msgspec.DecodeError):
+        data = msgspec.json.decode(last)
+        if isinstance(data, dict) and "msg" in data:
+            return str(data["msg"])
+    return last.decode("utf-8", "replace")
