@@ -29,7 +29,7 @@ import logging
 import signal
 import sys
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -85,6 +85,7 @@ class Actor(Generic[S]):
         self._cause: Event | None = None
         self._reactions: OrderedDict[str, int] = OrderedDict()
         self._subscriber: Subscriber | None = None
+        self._ready: Callable[[], None] | None = None
 
     # --- to implement ---------------------------------------------------------------
 
@@ -157,7 +158,7 @@ class Actor(Generic[S]):
         if self._ready is not None:
             self._ready()
 
-    async def run(self, ready: Any = None) -> None:
+    async def run(self, ready: Callable[[], None] | None = None) -> None:
         """Recover, resume, then fold and react to live events until cancelled.
 
         Args:
@@ -256,4 +257,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run main() of the importable module, not of __main__: actor classes subclass
+    # ap_actors.actor.Actor, which is not this module's copy of the class.
+    from ap_actors.actor import main as _main
+
+    sys.exit(_main())

@@ -422,7 +422,8 @@ class Subscriber:
                 try:
                     frames = await asyncio.wait_for(sub.recv_multipart(), self.idle_check_s)
                 except TimeoutError:
-                    async for record in self._catch_up():
+                    # Live records missed at the tail show up here.
+                    async for record in self._fill_gap():
                         yield record
                     continue
                 if len(frames) != 3 or len(frames[1]) != 8:
@@ -432,11 +433,8 @@ class Subscriber:
                 if seq <= self._covered:
                     continue
                 if seq > self._covered + 1:
-                    before = self.last_seq
-                    async for record in self._catch_up():
+                    async for record in self._fill_gap():
                         yield record
-                    if self.last_seq != before:
-                        self.gaps_filled += 1
                     if seq <= self._covered:
                         continue
                 try:
@@ -459,6 +457,15 @@ class Subscriber:
         if self.topics and self._filter_locally():
             return record.event.__struct_config__.tag.startswith(self.topics)  # type: ignore[union-attr]
         return True
+
+    async def _fill_gap(self) -> AsyncIterator[Record]:
+        """Catch up after a jump or an idle spell, counting a gap if records were missed."""
+        first = True
+        async for record in self._catch_up():
+            if first:
+                self.gaps_filled += 1
+                first = False
+            yield record
 
     async def _catch_up(self, until: int | None = None) -> AsyncIterator[Record]:
         """Deliver every matching record in (covered, until or the log's end]."""

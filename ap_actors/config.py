@@ -8,6 +8,8 @@ Shape of ``ap.toml`` (all tables optional)::
     bus = "tcp://127.0.0.1:5556"
     replay = "tcp://127.0.0.1:5557"
     dashboard = "http://127.0.0.1:8765/"
+    bus_hwm = 100000            # per-subscriber queue; a slower one loses messages and
+                                # refills them from the log
 
     [eventlog]
     durability = "fsync"        # or "none"
@@ -48,6 +50,7 @@ class MeshConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     bus: str = "tcp://127.0.0.1:5556"
     replay: str = "tcp://127.0.0.1:5557"
     dashboard: str = "http://127.0.0.1:8765/"
+    bus_hwm: int = 100_000  # messages queued per bus subscriber before ZeroMQ drops for it
 
 
 class EventLogConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -41,7 +41,6 @@ log = logging.getLogger("ap_actors.journal")
 
 _MAX_GROUP_EVENTS = 50_000  # events per group commit; bounds one transaction's latency
 _POLL_MS = 100  # how often the loop looks at the stop flag while idle
-_PUB_HWM = 100_000  # messages queued per bus subscriber before ZeroMQ drops for it
 _REPLAY_SEND_TIMEOUT_MS = 5_000  # a replay client that reads nothing this long is dropped
 
 
@@ -131,6 +130,8 @@ class Journal:
         log: the event log, opened for writing.
         ingest, bus, replay: endpoints to bind (``tcp://host:*`` binds a free port).
         max_batch_events, max_batch_bytes: limits of one append request.
+        bus_hwm: messages the bus queues per subscriber before dropping for it (the
+            subscriber then refills the gap from the log).
 
     Raises:
         StartupError: from :meth:`bind` when an endpoint cannot be bound.
@@ -145,12 +146,14 @@ class Journal:
         *,
         max_batch_events: int = P.DEFAULT_MAX_BATCH_EVENTS,
         max_batch_bytes: int = P.DEFAULT_MAX_BATCH_BYTES,
+        bus_hwm: int = 100_000,
         context: zmq.Context[Any] | None = None,
     ) -> None:
         self.log = log
         self.wanted = Endpoints(ingest, bus, replay)
         self.max_batch_events = max_batch_events
         self.max_batch_bytes = max_batch_bytes
+        self.bus_hwm = bus_hwm
         self.ctx = context or zmq.Context.instance()
         self.stop = threading.Event()
         self.appended = 0  # events appended since start (for logs and tests)
@@ -161,7 +164,7 @@ class Journal:
         self.ingest.setsockopt(zmq.RCVHWM, 0)
         self.ingest.setsockopt(zmq.SNDHWM, 0)
         self.pub = self.ctx.socket(zmq.PUB)
-        self.pub.setsockopt(zmq.SNDHWM, _PUB_HWM)
+        self.pub.setsockopt(zmq.SNDHWM, self.bus_hwm)
         self.replay = self.ctx.socket(zmq.ROUTER)
         self.replay.setsockopt(zmq.ROUTER_MANDATORY, 1)
         self.replay.setsockopt(zmq.SNDTIMEO, _REPLAY_SEND_TIMEOUT_MS)
@@ -353,6 +356,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.replay or config.mesh.replay,
             max_batch_events=config.eventlog.max_batch_events,
             max_batch_bytes=config.eventlog.max_batch_bytes,
+            bus_hwm=config.mesh.bus_hwm,
         )
         endpoints = journal.bind()
     except ApError as e:
