@@ -145,9 +145,7 @@ class Actor(Generic[S]):
             SequenceError: ``record.seq`` is not above the last folded seq.
         """
         if record.seq <= self.last_seq:
-            raise SequenceError(
-                f"{self.name}: record {record.seq} folded after {self.last_seq}"
-            )
+            raise SequenceError(f"{self.name}: record {record.seq} folded after {self.last_seq}")
         self.state = self.apply(self.state, record.event)
         self.last_seq = record.seq
 

@@ -472,14 +472,13 @@ class Subscriber:
         if self._log is not None:
             if until is None:
                 until = self._log.last_seq()
-            n = 0
-            for seq, data in self._log.read_raw(
+            records = self._log.read_raw(
                 self._covered, until=until, topics=self.topics, session_id=self.session_id
-            ):
+            )
+            for n, (seq, data) in enumerate(records, 1):
                 record = CODEC.decode_record(data)
                 self._covered = self.last_seq = seq
                 yield record
-                n += 1
                 if n % 1024 == 0:
                     await asyncio.sleep(0)  # let the loop breathe during long histories
             self._covered = max(self._covered, until)

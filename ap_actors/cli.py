@@ -9,7 +9,7 @@ how to fix it>`` on stderr and exits with the code of `errors.py` (README, "Exit
 from __future__ import annotations
 
 import argparse
-import asyncio
+import contextlib
 import os
 import subprocess
 import sys
@@ -131,10 +131,8 @@ def cmd_down(args: argparse.Namespace) -> int:
     supervisor.terminate()
     _, alive = psutil.wait_procs(procs, timeout=args.timeout)
     for p in alive:  # whatever ignored SIGTERM: no orphans
-        try:
+        with contextlib.suppress(psutil.Error):
             p.kill()
-        except psutil.Error:
-            pass
     psutil.wait_procs(alive, timeout=5)
     remove_mesh(state_dir)
     killed = f" ({len(alive)} killed after {args.timeout:.0f}s)" if alive else ""
@@ -150,23 +148,24 @@ def cmd_status(args: argparse.Namespace) -> int:
     mesh = read_mesh(state_dir)
     status = read_status(state_dir)
     now = time.time()
-    actors = []
-    for a in status.actors if status else []:
-        actors.append(
-            {
-                "name": a.name,
-                "pid": a.pid,
-                "restarts": a.restarts,
-                "uptime_s": round(now - a.started_at, 3) if a.started_at and a.pid else 0.0,
-                "state": a.state,
-            }
-        )
+    actors: list[dict[str, Any]] = [
+        {
+            "name": a.name,
+            "pid": a.pid,
+            "restarts": a.restarts,
+            "uptime_s": round(now - a.started_at, 3) if a.started_at and a.pid else 0.0,
+            "state": a.state,
+        }
+        for a in (status.actors if status else [])
+    ]
     with EventLog(mesh.log, readonly=True) as elog:
         last_seq, log_bytes = elog.last_seq(), elog.size_bytes()
     if args.json:
-        _out(msgspec.json.encode(
-            {"actors": actors, "last_seq": last_seq, "log_bytes": log_bytes}
-        ).decode())
+        _out(
+            msgspec.json.encode(
+                {"actors": actors, "last_seq": last_seq, "log_bytes": log_bytes}
+            ).decode()
+        )
         return EXIT_OK
     from rich.console import Console
     from rich.table import Table
@@ -174,9 +173,14 @@ def cmd_status(args: argparse.Namespace) -> int:
     table = Table(title=f"mesh in {state_dir} (supervisor pid {mesh.pid})")
     for col in ("actor", "state", "pid", "restarts", "uptime"):
         table.add_column(col)
-    for a in actors:
-        table.add_row(a["name"], a["state"], str(a["pid"] or "-"), str(a["restarts"]),
-                      f"{a['uptime_s']:.0f}s")
+    for row in actors:
+        table.add_row(
+            row["name"],
+            row["state"],
+            str(row["pid"] or "-"),
+            str(row["restarts"]),
+            f"{row['uptime_s']:.0f}s",
+        )
     console = Console()
     console.print(table)
     console.print(f"last seq {last_seq}, log {log_bytes / 1e6:.1f} MB at {mesh.log}")
@@ -236,7 +240,7 @@ def cmd_tail(args: argparse.Namespace) -> int:
         return EXIT_OK
 
 
-_EVENT_JSON = msgspec.json.Decoder(EventType | list[EventType])  # type: ignore[operator]
+_EVENT_JSON = msgspec.json.Decoder(EventType | list[EventType])
 
 
 async def _emit(args: argparse.Namespace) -> int:
@@ -300,8 +304,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_tail)
 
     p = sub.add_parser("emit", parents=[common], help="append events given as JSON")
-    p.add_argument("event", help='a JSON event or list, e.g. \'{"type": "worker_error", ...}\','
-                   " or - for one JSON event per line on stdin")
+    p.add_argument(
+        "event",
+        help='a JSON event or list, e.g. \'{"type": "worker_error", ...}\','
+        " or - for one JSON event per line on stdin",
+    )
     p.add_argument("--source", default="cli", help="source stamped on the events")
     p.set_defaults(func=cmd_emit)
     return parser

@@ -238,9 +238,7 @@ class EventLog:
                 the batch was appended.
         """
         prepared = [
-            Prepared(
-                e.id.encode(), e.session_id.encode(), topic_of(e).encode(), CODEC.encode(e)
-            )
+            Prepared(e.id.encode(), e.session_id.encode(), topic_of(e).encode(), CODEC.encode(e))
             for e in events
         ]
         seqs, _ = self.append_prepared(prepared, now=now)

@@ -358,10 +358,7 @@ EventType: TypeAlias = (
 )
 """The union of every event type; decode with it, dispatch with ``match``."""
 
-EVENT_TYPES: dict[str, type[Event]] = {
-    t.__struct_config__.tag: t  # type: ignore[misc]
-    for t in EventType.__args__  # type: ignore[attr-defined]
-}
+EVENT_TYPES: dict[str, type[Event]] = {t.__struct_config__.tag: t for t in EventType.__args__}
 """Tag -> event class, e.g. ``{"worker_activity": WorkerActivity, ...}``."""
 
 
@@ -412,7 +409,7 @@ class Codec:
     def __init__(self) -> None:
         self.encoder = msgspec.msgpack.Encoder()
         self._event = msgspec.msgpack.Decoder(EventType)
-        self._events = msgspec.msgpack.Decoder(list[EventType])  # type: ignore[valid-type]
+        self._events = msgspec.msgpack.Decoder(list[EventType])
         self._raw_list = msgspec.msgpack.Decoder(list[msgspec.Raw])
         self._record = msgspec.msgpack.Decoder(Record)
         self._head = msgspec.msgpack.Decoder(RecordHead)
@@ -429,11 +426,13 @@ class Codec:
             msgspec.ValidationError: unknown ``type``, missing or mistyped field.
             msgspec.DecodeError: not msgpack.
         """
-        return self._event.decode(data)  # type: ignore[no-any-return]
+        event: Event = self._event.decode(data)
+        return event
 
-    def decode_events(self, data: bytes) -> list[Event]:
+    def decode_events(self, data: bytes) -> list[EventType]:
         """Decode a msgpack list of event maps (the payload of an ingest ``append``)."""
-        return self._events.decode(data)  # type: ignore[no-any-return]
+        events: list[EventType] = self._events.decode(data)
+        return events
 
     def split_batch(self, data: bytes) -> list[msgspec.Raw]:
         """Split a msgpack list into its elements' raw bytes without decoding them."""

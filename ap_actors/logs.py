@@ -39,7 +39,7 @@ class JsonFormatter(logging.Formatter):
             out["exc"] = self.formatException(record.exc_info)
         return _encoder.encode(out).decode("utf-8", "replace")
 
-    def formatException(self, ei: Any) -> str:  # noqa: N802 - logging's API name
+    def formatException(self, ei: Any) -> str:
         return super().formatException(ei)
 
 

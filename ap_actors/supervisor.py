@@ -185,8 +185,9 @@ class Supervisor:
         child.state = "running"
         self._write_status()
         self._emit(
-            ActorStarted(actor=child.name, pid=child.proc.pid, restarts=child.restarts,
-                         argv=child.argv)
+            ActorStarted(
+                actor=child.name, pid=child.proc.pid, restarts=child.restarts, argv=child.argv
+            )
         )
         return msgspec.json.decode(line) if line.strip() else {}
 
@@ -206,8 +207,9 @@ class Supervisor:
             while child.restart_times and now - child.restart_times[0] > cfg.restart_window_s:
                 child.restart_times.popleft()
             gave_up = len(child.restart_times) > cfg.max_restarts
-            delay = min(cfg.backoff_initial_s * 2 ** max(child.quick_crashes - 1, 0),
-                        cfg.backoff_max_s)
+            delay = min(
+                cfg.backoff_initial_s * 2 ** max(child.quick_crashes - 1, 0), cfg.backoff_max_s
+            )
             exited = ActorExited(
                 actor=child.name,
                 pid=pid,
@@ -223,7 +225,9 @@ class Supervisor:
                 self._write_status()
                 log.error(
                     "giving up on %s: %d restarts within %.0fs; see %s",
-                    child.name, cfg.max_restarts, cfg.restart_window_s,
+                    child.name,
+                    cfg.max_restarts,
+                    cfg.restart_window_s,
                     self.logs_dir / f"{child.name}.log",
                 )
                 print(
@@ -279,9 +283,7 @@ class Supervisor:
             log.warning("lifecycle event not recorded: %s", task.exception())
 
     def _write_status(self) -> None:
-        status = SupervisorStatus(
-            os.getpid(), self.started_at, [c.status() for c in self.children]
-        )
+        status = SupervisorStatus(os.getpid(), self.started_at, [c.status() for c in self.children])
         write_atomic(self.state_dir / STATUS_FILE, msgspec.json.encode(status))
 
     # --- run ------------------------------------------------------------------------
@@ -296,8 +298,11 @@ class Supervisor:
         ensure_no_mesh(self.state_dir)
         self.state_dir.mkdir(parents=True, exist_ok=True)
         mesh_cfg = self.config.mesh
-        journal = _Child("journal", self._journal_argv(mesh_cfg.ingest, mesh_cfg.bus,
-                                                       mesh_cfg.replay), is_journal=True)
+        journal = _Child(
+            "journal",
+            self._journal_argv(mesh_cfg.ingest, mesh_cfg.bus, mesh_cfg.replay),
+            is_journal=True,
+        )
         self.children.append(journal)
         try:
             bound = await self._spawn(journal)
@@ -349,8 +354,14 @@ class Supervisor:
             was_running = child.proc is not None and child.proc.returncode is None
             await self._stop_child(child)
             if was_running and child.proc is not None:
-                self._emit(ActorExited(actor=child.name, pid=pid,
-                                       exit_code=child.proc.returncode, reason="shutdown"))
+                self._emit(
+                    ActorExited(
+                        actor=child.name,
+                        pid=pid,
+                        exit_code=child.proc.returncode,
+                        reason="shutdown",
+                    )
+                )
         if self._emits:  # record the exits while the journal still runs
             await asyncio.wait(set(self._emits), timeout=5)
         if self.emitter is not None:

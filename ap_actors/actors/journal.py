@@ -17,6 +17,7 @@ cannot be opened, ``EXIT_CONFIG`` (3) for a bad config.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import signal
 import sys
@@ -65,9 +66,7 @@ def _error_reply(code: str, message: str, index: int = -1) -> list[bytes]:
     return [P.ERROR, CODEC.encode({"code": code, "message": message, "index": index})]
 
 
-def validate_batch(
-    payload: bytes, max_events: int, max_bytes: int
-) -> list[Prepared]:
+def validate_batch(payload: bytes, max_events: int, max_bytes: int) -> list[Prepared]:
     """Validate the payload of one ``append`` request.
 
     Returns:
@@ -247,7 +246,7 @@ class Journal:
         pos = 0
         for envelope, prepared in batches:
             n = len(prepared)
-            ingest.send_multipart(envelope + [P.OK, CODEC.encode(seqs[pos : pos + n])])
+            ingest.send_multipart([*envelope, P.OK, CODEC.encode(seqs[pos : pos + n])])
             pos += n
         send = self.pub.send_multipart
         pack = P.pack_seq
@@ -292,14 +291,13 @@ class Journal:
     def _send_replay(self, envelope: list[bytes], req: ReplayRequest) -> None:
         last = self.log.last_seq()
         covered = req.since
-        sent = 0
         send = self.replay.send_multipart
-        for seq, data in self.log.read_raw(
+        records = self.log.read_raw(
             req.since, until=last, topics=req.topics, session_id=req.session_id
-        ):
+        )
+        for sent, (seq, data) in enumerate(records, 1):
             send([*envelope, P.RECORD, P.pack_seq(seq), data])
             covered = seq
-            sent += 1
             if sent >= req.limit:
                 break
         else:
@@ -307,10 +305,8 @@ class Journal:
         send([*envelope, P.END, P.pack_seq(covered), P.pack_seq(last)])
 
     def _send_quietly(self, frames: list[bytes]) -> None:
-        try:
+        with contextlib.suppress(zmq.ZMQError):
             self.replay.send_multipart(frames)
-        except zmq.ZMQError:
-            pass
 
 
 def _split_envelope(frames: list[bytes]) -> tuple[list[bytes], list[bytes]]:

@@ -51,20 +51,32 @@ class JournalProcess:
         return MeshInfo(self.ingest, self.bus, self.replay, None, self.proc.pid, self.log)
 
 
-def start_journal(state_dir: Path, config_text: str = FREE_PORTS, **endpoints: str) -> JournalProcess:
+def start_journal(
+    state_dir: Path, config_text: str = FREE_PORTS, **endpoints: str
+) -> JournalProcess:
     """Start a journal process and wait for its ready line (the bound endpoints)."""
     state_dir.mkdir(parents=True, exist_ok=True)
     config = state_dir / "journal.toml"
     config.write_text(config_text)
-    argv = [sys.executable, "-m", "ap_actors.actors.journal", "--state-dir", str(state_dir),
-            "--config", str(config)]
+    argv = [
+        sys.executable,
+        "-m",
+        "ap_actors.actors.journal",
+        "--state-dir",
+        str(state_dir),
+        "--config",
+        str(config),
+    ]
     for name, url in endpoints.items():
         argv += [f"--{name}", url]
     read_fd, write_fd = os.pipe()
     log_file = open(state_dir / "journal.log", "ab")  # noqa: SIM115 - owned by the process
     proc = subprocess.Popen(
-        [*argv, "--ready-fd", str(write_fd)], pass_fds=(write_fd,), stdout=log_file,
-        stderr=log_file, env=_env(),
+        [*argv, "--ready-fd", str(write_fd)],
+        pass_fds=(write_fd,),
+        stdout=log_file,
+        stderr=log_file,
+        env=_env(),
     )
     log_file.close()
     os.close(write_fd)
@@ -74,8 +86,9 @@ def start_journal(state_dir: Path, config_text: str = FREE_PORTS, **endpoints: s
         proc.wait()
         raise RuntimeError((state_dir / "journal.log").read_text())
     bound = json.loads(line)
-    return JournalProcess(proc, state_dir, bound["ingest"], bound["bus"], bound["replay"],
-                          bound["log"], argv)
+    return JournalProcess(
+        proc, state_dir, bound["ingest"], bound["bus"], bound["replay"], bound["log"], argv
+    )
 
 
 @pytest.fixture
@@ -93,13 +106,20 @@ class Mesh:
     state_dir: Path
     config: Path
 
-    def ap(self, *args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    def ap(
+        self, *args: str, check: bool = True, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
             [*AP, *args, "--state-dir", str(self.state_dir)],
-            capture_output=True, text=True, env=_env(), timeout=timeout,
+            capture_output=True,
+            text=True,
+            env=_env(),
+            timeout=timeout,
         )
         if check and result.returncode != 0:
-            raise AssertionError(f"ap {' '.join(args)} -> {result.returncode}\n{result.stdout}\n{result.stderr}")
+            raise AssertionError(
+                f"ap {' '.join(args)} -> {result.returncode}\n{result.stdout}\n{result.stderr}"
+            )
         return result
 
     def up(self) -> MeshInfo:

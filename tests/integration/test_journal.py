@@ -64,9 +64,7 @@ async def test_a_duplicate_event_id_is_acknowledged_with_the_original_seq(
     async with Emitter(journal.ingest, source="test") as emitter:
         first = await emitter.emit(event)
         await emitter.emit(WorkerError(worker_id="w1", error="other"))
-        again = await emitter.emit_many(
-            [event, event]
-        )
+        again = await emitter.emit_many([event, event])
     assert again == [first, first]
     with EventLog(journal.log, readonly=True) as log:
         assert log.last_seq() == 2
@@ -78,7 +76,11 @@ async def test_a_duplicate_event_id_is_acknowledged_with_the_original_seq(
     [
         ([P.APPEND, os.urandom(64)], P.E_NOT_MSGPACK, -1),
         ([P.APPEND, CODEC.encode({"not": "a list"})], P.E_NOT_MSGPACK, -1),
-        ([P.APPEND, CODEC.encode([_event_map(), _event_map(type="no_such_event")])], P.E_UNKNOWN_TYPE, 1),
+        (
+            [P.APPEND, CODEC.encode([_event_map(), _event_map(type="no_such_event")])],
+            P.E_UNKNOWN_TYPE,
+            1,
+        ),
         ([P.APPEND, CODEC.encode([_event_map(worker_id=42)])], P.E_INVALID_EVENT, 0),
         ([P.APPEND, CODEC.encode([_event_map(id="")])], P.E_INVALID_EVENT, 0),
         ([P.APPEND, CODEC.encode([_event_map() for _ in range(11)])], P.E_BATCH_TOO_LARGE, -1),
@@ -86,8 +88,17 @@ async def test_a_duplicate_event_id_is_acknowledged_with_the_original_seq(
         ([b"delete", b"everything"], P.E_BAD_REQUEST, -1),
         ([P.APPEND], P.E_BAD_REQUEST, -1),
     ],
-    ids=["random-bytes", "map-not-list", "unknown-type", "wrong-field-type", "empty-id",
-         "too-many-events", "too-many-bytes", "unknown-command", "missing-frame"],
+    ids=[
+        "random-bytes",
+        "map-not-list",
+        "unknown-type",
+        "wrong-field-type",
+        "empty-id",
+        "too-many-events",
+        "too-many-bytes",
+        "unknown-command",
+        "missing-frame",
+    ],
 )
 async def test_malformed_input_gets_the_documented_error_and_the_journal_keeps_running(
     tmp_path: Path, frames: list[bytes], code: str, index: int
@@ -115,7 +126,9 @@ async def test_the_emitter_fails_only_the_refused_event_of_a_coalesced_batch(
 ) -> None:
     async with Emitter(journal.ingest, source="test") as emitter:
         good = asyncio.ensure_future(emitter.emit(WorkerError(worker_id="w", error="ok")))
-        bad = asyncio.ensure_future(emitter.emit(WorkerError(worker_id="w", error="bad", session_id="a\x00b")))
+        bad = asyncio.ensure_future(
+            emitter.emit(WorkerError(worker_id="w", error="bad", session_id="a\x00b"))
+        )
         good2 = asyncio.ensure_future(emitter.emit(WorkerError(worker_id="w", error="ok2")))
         done = await asyncio.gather(good, bad, good2, return_exceptions=True)
     assert isinstance(done[1], RejectedError) and done[1].code == P.E_INVALID_EVENT
@@ -125,15 +138,19 @@ async def test_the_emitter_fails_only_the_refused_event_of_a_coalesced_batch(
 def _emit_process(ingest: str, name: str, count: int, queue: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
     async def run() -> list[tuple[str, int]]:
         events = [
-            WorkerActivity(id=f"{name}-{i}", worker_id=name, session_id=f"s-{name}",
-                           description=f"step {i}")
+            WorkerActivity(
+                id=f"{name}-{i}", worker_id=name, session_id=f"s-{name}", description=f"step {i}"
+            )
             for i in range(count)
         ]
         async with Emitter(ingest, source=name, ack_timeout=10) as emitter:
             chunks = [events[i : i + 250] for i in range(0, count, 250)]
             seq_lists = await asyncio.gather(*(emitter.emit_many(c) for c in chunks))
-        return [(e.id, s) for c, seqs in zip(chunks, seq_lists, strict=True)
-                for e, s in zip(c, seqs, strict=True)]
+        return [
+            (e.id, s)
+            for c, seqs in zip(chunks, seq_lists, strict=True)
+            for e, s in zip(c, seqs, strict=True)
+        ]
 
     queue.put(asyncio.run(run()))
 
@@ -143,8 +160,10 @@ def test_eight_concurrent_emitters_append_exactly_eighty_thousand_gap_free_recor
 ) -> None:
     ctx = multiprocessing.get_context("spawn")
     queue = ctx.Queue()
-    procs = [ctx.Process(target=_emit_process, args=(journal.ingest, f"e{n}", 10_000, queue))
-             for n in range(8)]
+    procs = [
+        ctx.Process(target=_emit_process, args=(journal.ingest, f"e{n}", 10_000, queue))
+        for n in range(8)
+    ]
     for p in procs:
         p.start()
     acked: dict[str, int] = {}

@@ -13,14 +13,10 @@ from tests.integration.conftest import FREE_PORTS, JournalProcess, start_journal
 
 
 def _subscriber(j: JournalProcess, source: str, **kwargs: Any) -> Subscriber:
-    return Subscriber(
-        j.bus, log_path=j.log if source == "log" else None, replay=j.replay, **kwargs
-    )
+    return Subscriber(j.bus, log_path=j.log if source == "log" else None, replay=j.replay, **kwargs)
 
 
-def _activities(
-    n: int, session: str = "s1", start: int = 0, pad: int = 0
-) -> list[WorkerActivity]:
+def _activities(n: int, session: str = "s1", start: int = 0, pad: int = 0) -> list[WorkerActivity]:
     return [
         WorkerActivity(
             worker_id="w1", session_id=session, description=f"step {start + i}" + "." * pad
@@ -94,7 +90,8 @@ async def test_topic_and_session_filters_deliver_exactly_the_matching_records_in
     sub = _subscriber(journal, source, topics=["worker_err"], session_id="s1")
     got: list[int] = []
     expected_history = [
-        s for s, e in zip(seqs, events[:300], strict=True)
+        s
+        for s, e in zip(seqs, events[:300], strict=True)
         if isinstance(e, WorkerError) and e.session_id == "s1"
     ]
     async for record in sub:
@@ -103,7 +100,8 @@ async def test_topic_and_session_filters_deliver_exactly_the_matching_records_in
         if record.seq == expected_history[-1]:
             live = await emitter.emit_many(events[300:])
             expected = expected_history + [
-                s for s, e in zip(live, events[300:], strict=True)
+                s
+                for s, e in zip(live, events[300:], strict=True)
                 if isinstance(e, WorkerError) and e.session_id == "s1"
             ]
         if len(got) > len(expected_history) and got[-1] == expected[-1]:

@@ -64,11 +64,18 @@ async def test_a_killed_actor_is_restarted_and_reacts_again(
     closing.append(sub)
     stream = aiter(sub)
     os.kill(mesh.pid_of("counter"), signal.SIGKILL)
-    exited = await wait_for(stream, lambda r: isinstance(r.event, ActorExited)
-                            and r.event.actor == "counter")
+    exited = await wait_for(
+        stream, lambda r: isinstance(r.event, ActorExited) and r.event.actor == "counter"
+    )
     assert exited.event.signal == signal.SIGKILL and exited.event.restarting_in_s is not None
-    restarted = await wait_for(stream, lambda r: isinstance(r.event, ActorStarted)
-                               and r.event.actor == "counter" and r.event.restarts == 1)
+    restarted = await wait_for(
+        stream,
+        lambda r: (
+            isinstance(r.event, ActorStarted)
+            and r.event.actor == "counter"
+            and r.event.restarts == 1
+        ),
+    )
     assert restarted.event.pid == mesh.pid_of("counter")
     emitter = Emitter(info.ingest, source="test")
     closing.append(emitter)
@@ -160,33 +167,55 @@ async def test_the_supervisor_gives_up_loudly_on_an_actor_that_keeps_crashing(
     exits = []
     for attempt in range(3):
         if attempt:
-            await wait_for(stream, lambda r: isinstance(r.event, ActorStarted)
-                           and r.event.actor == "fragile" and r.event.restarts == attempt)
+            await wait_for(
+                stream,
+                lambda r, n=attempt: (
+                    isinstance(r.event, ActorStarted)
+                    and r.event.actor == "fragile"
+                    and r.event.restarts == n
+                ),
+            )
         await emitter.emit(WorkerError(worker_id="w", error="crash"))
-        exited = await wait_for(stream, lambda r: isinstance(r.event, ActorExited)
-                                and r.event.actor == "fragile")
+        exited = await wait_for(
+            stream, lambda r: isinstance(r.event, ActorExited) and r.event.actor == "fragile"
+        )
         exits.append(exited.event)
     assert [e.gave_up for e in exits] == [False, False, True]
     assert exits[0].exit_code == 1 and "crash" in exits[0].reason
     fragile = next(a for a in mesh.status()["actors"] if a["name"] == "fragile")
     assert fragile["state"] == "failed" and fragile["pid"] is None
-    assert "giving up on actor 'fragile'" in (mesh.state_dir / "logs" / "supervisor.log").read_text()
+    assert (
+        "giving up on actor 'fragile'" in (mesh.state_dir / "logs" / "supervisor.log").read_text()
+    )
 
 
 async def test_ap_tail_shows_events_emitted_by_another_process(mesh_factory: Any) -> None:
     mesh = mesh_factory()
     mesh.up()
     tail = subprocess.Popen(
-        [*AP, "tail", "--json", "--topic", "worker_", "--count", "2",
-         "--state-dir", str(mesh.state_dir)],
-        stdout=subprocess.PIPE, text=True, env=_env(),
+        [
+            *AP,
+            "tail",
+            "--json",
+            "--topic",
+            "worker_",
+            "--count",
+            "2",
+            "--state-dir",
+            str(mesh.state_dir),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=_env(),
     )
     for n in range(2):
         mesh.ap("emit", json.dumps({"type": "worker_error", "worker_id": f"w{n}", "error": "e"}))
     out, _ = tail.communicate(timeout=60)
     lines = [json.loads(line) for line in out.splitlines()]
-    assert [(x["type"], x["worker_id"]) for x in lines] == [("worker_error", "w0"),
-                                                            ("worker_error", "w1")]
+    assert [(x["type"], x["worker_id"]) for x in lines] == [
+        ("worker_error", "w0"),
+        ("worker_error", "w1"),
+    ]
     assert lines[0]["seq"] < lines[1]["seq"] and lines[0]["source"] == "cli"
 
 
