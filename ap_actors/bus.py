@@ -38,6 +38,8 @@ from ap_actors.mesh import MeshInfo, read_mesh
 
 log = logging.getLogger(__name__)
 
+_REPLAY_TIMEOUT_S = 10.0  # a replay endpoint silent this long is reported as down
+
 
 def _context() -> zmq.asyncio.Context:
     return zmq.asyncio.Context.instance()
@@ -229,7 +231,10 @@ class Emitter:
             sock = self._socket()
             try:
                 await sock.send_multipart([P.APPEND, payload])
-                frames = await asyncio.wait_for(sock.recv_multipart(), self.ack_timeout)
+                # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a
+                # cancellation that races with the reply (CPython gh-86296).
+                async with asyncio.timeout(self.ack_timeout):
+                    frames = await sock.recv_multipart()
             except (TimeoutError, zmq.ZMQError) as e:
                 # Lazy Pirate: drop the socket (and any late reply with it), resend.
                 self.resends += 1
@@ -418,14 +423,23 @@ class Subscriber:
                 yield record
             if self.on_caught_up is not None:
                 await self.on_caught_up(self.head)
+            receive = zmq.Socket.shadow(sub.underlying).recv_multipart
+            idle_ms = max(int(self.idle_check_s * 1000), 1)
+            burst = 0
             while True:
+                # Drain without awaiting while messages wait; await only when idle.
                 try:
-                    frames = await asyncio.wait_for(sub.recv_multipart(), self.idle_check_s)
-                except TimeoutError:
-                    # Live records missed at the tail show up here.
-                    async for record in self._fill_gap():
-                        yield record
+                    frames = receive(zmq.NOBLOCK)
+                except zmq.Again:
+                    burst = 0
+                    if not await sub.poll(idle_ms):
+                        # Live records missed at the tail show up here.
+                        async for record in self._fill_gap():
+                            yield record
                     continue
+                burst += 1
+                if burst % 256 == 0:
+                    await asyncio.sleep(0)  # let other tasks run during a long burst
                 if len(frames) != 3 or len(frames[1]) != 8:
                     log.warning("ignored a malformed bus message of %d frames", len(frames))
                     continue
@@ -523,7 +537,8 @@ class Subscriber:
         await sock.send_multipart([P.REPLAY, CODEC.encode(request)])
         while True:
             try:
-                frames = await asyncio.wait_for(sock.recv_multipart(), 10.0)
+                async with asyncio.timeout(_REPLAY_TIMEOUT_S):
+                    frames = await sock.recv_multipart()
             except TimeoutError:
                 self._replay_sock = None
                 sock.close(linger=0)

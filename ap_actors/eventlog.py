@@ -183,7 +183,6 @@ class EventLog:
         self._sessions = self._shared.dbs[b"sessions"]
         self._snapshots = self._shared.dbs[b"snapshots"]
         self._closed = False
-        self._last = self._read_last_seq() if not readonly else 0
 
     # --- lifecycle ------------------------------------------------------------------
 
@@ -278,9 +277,12 @@ class EventLog:
     ) -> tuple[list[int], list[Appended]]:
         seqs: list[int] = []
         appended: list[Appended] = []
-        last = self._last
         encode = CODEC.encode
         with self._env.begin(write=True) as txn:
+            # Read the last seq inside the write transaction: it is the truth even if
+            # another handle on this environment appended meanwhile.
+            cur = txn.cursor(db=self._events)
+            last = unpack_seq(cur.key()) if cur.last() else 0
             get, put = txn.get, txn.put
             for item in items:
                 found = get(item.id, db=self._ids)
@@ -290,21 +292,19 @@ class EventLog:
                 last += 1
                 key = pack_seq(last)
                 record = encode(RawRecord(last, appended_at, msgspec.Raw(item.raw)))
-                put(key, record, db=self._events, append=True)
+                if not put(key, record, db=self._events, append=True):
+                    raise EventLogError(f"seq {last} already exists in {self.path}")
                 put(item.id, key, db=self._ids)
                 if item.session_id:
                     put(_session_key(item.session_id, last), b"", db=self._sessions)
                 seqs.append(last)
                 appended.append(Appended(last, item.topic, record))
-        self._last = last  # only after the commit succeeded
         return seqs, appended
 
     # --- reading --------------------------------------------------------------------
 
     def last_seq(self) -> int:
         """Return the seq of the newest record (0 for an empty log)."""
-        if not self.readonly:
-            return self._last
         return self._read_last_seq()
 
     def seq_of(self, event_id: str) -> int | None:
@@ -338,6 +338,8 @@ class EventLog:
             topics: keep only events whose type starts with one of these prefixes.
             session_id: keep only this session's events (uses the per-session index).
         """
+        if limit is not None and limit <= 0:
+            return
         prefixes = tuple(topics) if topics else ()
         if session_id is not None:
             chunks = self._session_chunks(session_id.encode(), since, until)
