@@ -191,7 +191,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def _summary(record: Record) -> str:
-    skip = {"id", "session_id", "ts", "source"}
+    skip = {"type", "id", "session_id", "ts", "source"}
     fields = msgspec.to_builtins(record.event)
     parts = [f"{k}={v}" for k, v in fields.items() if k not in skip and v not in (None, "", [], {})]
     text = " ".join(parts)

@@ -246,3 +246,23 @@ def test_user_mistakes_get_one_clear_line_and_a_documented_exit_code(
     assert read_mesh(mesh.state_dir).pid == mesh.info().pid
     rejected = mesh.ap("emit", '{"type": "worker_error"}', check=False)
     assert rejected.returncode == 3 and "worker_id" in rejected.stderr
+
+
+def test_killing_the_supervisor_takes_its_actors_down_and_a_new_ap_up_starts_cleanly(
+    mesh_factory: Any, tmp_path: Path
+) -> None:
+    mesh = _counter_mesh(mesh_factory, tmp_path)
+    mesh.up()
+    pids = _mesh_pids(mesh)
+    supervisor = psutil.Process(pids[0])
+    children = [psutil.Process(p) for p in pids[1:]]
+    supervisor.kill()
+    supervisor.wait(timeout=10)
+    # Each actor asked the kernel for SIGTERM when its parent dies (PR_SET_PDEATHSIG).
+    _, alive = psutil.wait_procs(children, timeout=30)
+    assert alive == []
+    status = mesh.ap("status", check=False)
+    assert status.returncode == 4 and "is not running" in status.stderr
+    info = mesh.up()  # the stale mesh.json does not block a new mesh
+    assert info.pid != pids[0]
+    assert [a["name"] for a in mesh.status()["actors"]] == ["journal", "counter"]
