@@ -23,7 +23,7 @@ import uvloop
 
 from ap_actors import __version__
 from ap_actors.bus import Emitter, Subscriber
-from ap_actors.config import Config, load_config, resolve_state_dir
+from ap_actors.config import Config, eventlog_dir, load_config, resolve_state_dir
 from ap_actors.errors import EXIT_INTERNAL, EXIT_OK, ApError, ConfigError, StartupError
 from ap_actors.eventlog import EventLog
 from ap_actors.events import EventType, Record, record_to_json_dict, topic_of
@@ -225,8 +225,8 @@ def _print_record(record: Record, as_json: bool) -> None:
 
 def cmd_tail(args: argparse.Namespace) -> int:
     if args.no_follow:
-        mesh = read_mesh(resolve_state_dir(args.state_dir), require_alive=False)
-        with EventLog(mesh.log, readonly=True) as elog:
+        # The history needs no running mesh: read the log files directly.
+        with EventLog(eventlog_dir(resolve_state_dir(args.state_dir)), readonly=True) as elog:
             for n, record in enumerate(
                 elog.read(args.since, topics=args.topic, session_id=args.session), 1
             ):
