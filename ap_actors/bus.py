@@ -21,7 +21,9 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -33,7 +35,7 @@ from ap_actors import protocol as P
 from ap_actors.config import resolve_state_dir
 from ap_actors.errors import BusError, EventLogError, RejectedError
 from ap_actors.eventlog import EventLog
-from ap_actors.events import CODEC, Event, Record, stamp
+from ap_actors.events import CODEC, Event, Record, stamp, topic_of
 from ap_actors.mesh import MeshInfo, read_mesh
 
 log = logging.getLogger(__name__)
@@ -52,23 +54,61 @@ def _mesh(state_dir: str | os.PathLike[str] | None, mesh: MeshInfo | None) -> Me
 # --- Emitter ------------------------------------------------------------------------
 
 
-class _Pending:
-    __slots__ = ("data", "future")
+class _Group:
+    """The events of one ``emit_many`` call: one future for all their seqs."""
 
-    def __init__(self, data: bytes, future: asyncio.Future[int]) -> None:
-        self.data = data
+    __slots__ = ("future", "remaining", "seqs")
+
+    def __init__(self, n: int, future: asyncio.Future[list[int]]) -> None:
         self.future = future
+        self.seqs = [0] * n
+        self.remaining = n
+
+    def resolve(self, index: int, seq: int) -> None:
+        self.seqs[index] = seq
+        self.remaining -= 1
+        if self.remaining == 0 and not self.future.done():
+            self.future.set_result(self.seqs)
+
+    def fail(self, error: BaseException) -> None:
+        if not self.future.done():
+            self.future.set_exception(error)
+
+
+class _Pending:
+    __slots__ = ("data", "group", "index")
+
+    def __init__(self, data: bytes, group: _Group, index: int) -> None:
+        self.data = data
+        self.group = group
+        self.index = index
+
+
+class _Batch:
+    """One ``append`` request in flight."""
+
+    __slots__ = ("attempts", "items", "sent_at")
+
+    def __init__(self, items: list[_Pending]) -> None:
+        self.items = items
+        self.attempts = 0
+        self.sent_at = 0.0
 
 
 class Emitter:
     """Appends events through the journal's ingest endpoint and returns their seqs.
 
-    Concurrent :meth:`emit` calls are coalesced into batches (one request in flight per
-    emitter, the Lazy Pirate pattern of the ZeroMQ guide): if no reply arrives within
-    ``ack_timeout`` seconds the DEALER socket is closed, a new one connects, and the
-    *same* events with the *same* ids are sent again. The journal acknowledges an id it
-    already holds with its original seq, so each event is appended exactly once even
-    when the journal restarted in between.
+    Concurrent :meth:`emit` calls are coalesced into batches, and up to
+    ``max_in_flight`` batches are sent before the first ack comes back (replies arrive
+    in order). If the oldest batch gets no reply within ``ack_timeout`` seconds, the
+    DEALER socket is closed, a new one connects, and every unacknowledged batch is sent
+    again with the *same* event ids (the ZeroMQ guide's Lazy Pirate, pipelined). The
+    journal acknowledges an id it already holds with its original seq, so each event is
+    appended exactly once even when the journal restarted in between.
+
+    Order: the events of one emitter are appended in the order emitted, except that a
+    batch the journal could not store (``storage_error``, e.g. a full disk) is sent again
+    after batches that followed it.
 
     Args:
         ingest: the ingest endpoint, e.g. ``tcp://127.0.0.1:5555``.
@@ -76,6 +116,7 @@ class Emitter:
         ack_timeout: seconds to wait for an ack before resending.
         max_attempts: sends of one batch before giving up with :class:`BusError`;
             None = retry until acknowledged or the emitter is closed.
+        max_in_flight: batches sent and not yet acknowledged, at most.
         max_batch_events, max_batch_bytes: the journal's limits of one request.
     """
 
@@ -86,6 +127,7 @@ class Emitter:
         source: str,
         ack_timeout: float = 2.0,
         max_attempts: int | None = None,
+        max_in_flight: int = 4,
         max_batch_events: int = P.DEFAULT_MAX_BATCH_EVENTS,
         max_batch_bytes: int = P.DEFAULT_MAX_BATCH_BYTES,
         context: zmq.asyncio.Context | None = None,
@@ -94,15 +136,19 @@ class Emitter:
         self.source = source
         self.ack_timeout = ack_timeout
         self.max_attempts = max_attempts
+        self.max_in_flight = max(1, max_in_flight)
         self.max_batch_events = max_batch_events
         self.max_batch_bytes = max_batch_bytes - 16  # room for the msgpack array header
         self.ctx = context or _context()
         self.resends = 0  # batches sent again after a timeout (for tests and metrics)
-        self._queue: list[_Pending] = []
-        self._wakeup = asyncio.Event()
+        self._queue: deque[_Pending] = deque()
+        self._in_flight: deque[_Batch] = deque()
+        self._wakeup = asyncio.Event()  # work to send, or room in flight
+        self._replies_due = asyncio.Event()  # something is in flight
         self._sock: zmq.asyncio.Socket | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
         self._closed = False
+        self._storage_failures = 0  # consecutive storage_error replies: the back-off
 
     @classmethod
     def connect(
@@ -139,130 +185,170 @@ class Emitter:
         """Append events (in this order) and return their seqs once durable.
 
         Raises:
-            RejectedError, BusError: as :meth:`emit`; seqs of events already
-                acknowledged before the failure are lost to the caller but are in the log.
+            RejectedError, BusError: as :meth:`emit`. When one event of the call is
+                refused, the call raises and the others may still have been appended.
         """
         if self._closed:
             raise BusError("emitter is closed")
-        loop = asyncio.get_running_loop()
-        pending = []
-        for event in events:
-            data = CODEC.encode(stamp(event, source=self.source))
+        datas = [CODEC.encode(stamp(event, source=self.source)) for event in events]
+        if not datas:
+            return []
+        for data in datas:
             if len(data) > self.max_batch_bytes:
                 raise RejectedError(
                     P.E_BATCH_TOO_LARGE,
                     f"event is {len(data)} bytes; the journal's limit is {self.max_batch_bytes}",
                 )
-            pending.append(_Pending(data, loop.create_future()))
-        self._queue.extend(pending)
+        group = _Group(len(datas), asyncio.get_running_loop().create_future())
+        self._queue.extend(_Pending(data, group, i) for i, data in enumerate(datas))
         self._wakeup.set()
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._run(), name="emitter")
-        return list(await asyncio.gather(*(p.future for p in pending)))
+        if not self._tasks:
+            self._tasks = [
+                asyncio.create_task(self._send_loop(), name="emitter-send"),
+                asyncio.create_task(self._reply_loop(), name="emitter-replies"),
+            ]
+        return await group.future
 
     async def close(self) -> None:
         """Stop sending; events not yet acknowledged fail with :class:`BusError`."""
         self._closed = True
-        if self._task is not None:
-            self._task.cancel()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        self._fail(self._queue, BusError("emitter closed before the ack"))
+                await task
+        error = BusError("emitter closed before the ack")
+        for batch in self._in_flight:
+            self._fail(batch.items, error)
+        self._fail(self._queue, error)
+        self._in_flight.clear()
         self._queue.clear()
-        self._reset_socket(None)
+        self._reset_socket()
 
-    # --- sender loop ----------------------------------------------------------------
+    # --- sending --------------------------------------------------------------------
 
-    def _reset_socket(self, new: zmq.asyncio.Socket | None) -> None:
+    def _reset_socket(self) -> None:
         if self._sock is not None:
             self._sock.close(linger=0)
-        self._sock = new
+        self._sock = None
 
     def _socket(self) -> zmq.asyncio.Socket:
         if self._sock is None:
             sock = self.ctx.socket(zmq.DEALER)
             sock.setsockopt(zmq.LINGER, 0)
-            sock.setsockopt(zmq.SNDHWM, 0)
+            sock.setsockopt(zmq.SNDHWM, 0)  # unlimited: a send never blocks
             sock.setsockopt(zmq.RCVHWM, 0)
             sock.connect(self.ingest)
             self._sock = sock
         return self._sock
 
-    def _take_batch(self) -> list[_Pending]:
+    def _take_batch(self) -> _Batch:
+        items: list[_Pending] = []
         size = 0
-        n = 0
-        for p in self._queue:
-            if n >= self.max_batch_events or (n and size + len(p.data) > self.max_batch_bytes):
+        queue = self._queue
+        while queue and len(items) < self.max_batch_events:
+            size += len(queue[0].data)
+            if items and size > self.max_batch_bytes:
                 break
-            size += len(p.data)
-            n += 1
-        batch, self._queue[:] = self._queue[:n], self._queue[n:]
-        return batch
+            items.append(queue.popleft())
+        return _Batch(items)
 
-    async def _run(self) -> None:
-        try:
-            while not self._closed:
-                if not self._queue:
-                    self._wakeup.clear()
-                    await self._wakeup.wait()
-                    continue
+    async def _transmit(self, batch: _Batch) -> None:
+        sock = self._socket()
+        batch.attempts += 1
+        batch.sent_at = time.monotonic()
+        payload = CODEC.encode([msgspec.Raw(p.data) for p in batch.items])
+        # The async socket's own send (HWM 0: it never waits): a send through a shadow
+        # socket would swallow the edge that wakes the reply loop's poll.
+        await sock.send_multipart([P.APPEND, payload])
+
+    async def _send_loop(self) -> None:
+        while True:
+            if self._storage_failures:  # the journal's disk refused: give it time
+                await asyncio.sleep(min(0.05 * 2**self._storage_failures, 2.0))
+            while self._queue and len(self._in_flight) < self.max_in_flight:
                 batch = self._take_batch()
-                try:
-                    await self._send_batch(batch)
-                except BusError as e:
-                    self._fail(batch, e)
+                self._in_flight.append(batch)
+                await self._transmit(batch)
+                self._replies_due.set()
+            self._wakeup.clear()
+            await self._wakeup.wait()
+
+    async def _reply_loop(self) -> None:
+        try:
+            while True:
+                if not self._in_flight:
+                    self._replies_due.clear()
+                    await self._replies_due.wait()
+                    continue
+                sock = self._socket()
+                wait_s = self._in_flight[0].sent_at + self.ack_timeout - time.monotonic()
+                if wait_s > 0 and await sock.poll(max(int(wait_s * 1000), 1)):
+                    await self._read_replies(sock)
+                elif time.monotonic() >= self._in_flight[0].sent_at + self.ack_timeout:
+                    await self._resend_all()
         except asyncio.CancelledError:
             raise
         except Exception as e:  # never leave callers waiting forever on a bug
-            log.exception("emitter loop crashed")
-            self._fail(self._queue, BusError(f"emitter failed: {e}"))
+            log.exception("emitter failed")
+            error = BusError(f"emitter failed: {e}")
+            for batch in self._in_flight:
+                self._fail(batch.items, error)
+            self._fail(self._queue, error)
+            self._in_flight.clear()
             self._queue.clear()
 
-    async def _send_batch(self, batch: list[_Pending]) -> None:
-        attempt = 0
-        while batch:
-            attempt += 1
-            if self.max_attempts is not None and attempt > self.max_attempts:
-                raise BusError(
-                    f"no ack from the journal at {self.ingest} after {self.max_attempts} sends"
-                    f" of {self.ack_timeout}s each; is the mesh running? (`ap status`)"
-                )
-            payload = CODEC.encode([msgspec.Raw(p.data) for p in batch])
-            sock = self._socket()
+    async def _read_replies(self, sock: zmq.asyncio.Socket) -> None:
+        while self._in_flight:
             try:
-                await sock.send_multipart([P.APPEND, payload])
-                # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a
-                # cancellation that races with the reply (CPython gh-86296).
-                async with asyncio.timeout(self.ack_timeout):
-                    frames = await sock.recv_multipart()
-            except (TimeoutError, zmq.ZMQError) as e:
-                # Lazy Pirate: drop the socket (and any late reply with it), resend.
-                self.resends += 1
-                log.warning(
-                    "no ack from the journal, resending",
-                    extra={"attempt": attempt, "events": len(batch), "error": repr(e)},
-                )
-                self._reset_socket(None)
-                continue
-            batch = self._handle_reply(batch, frames)
-            if batch:  # storage error: back off before the same batch goes again
-                await asyncio.sleep(min(0.05 * 2**attempt, 2.0))
+                frames = await sock.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            batch = self._in_flight.popleft()
+            again = self._handle_reply(batch.items, frames)
+            if again:  # not stored: first in line for the next batch
+                self._queue.extendleft(reversed(again))
+            self._wakeup.set()
+
+    async def _resend_all(self) -> None:
+        """Lazy Pirate: drop the socket (and late replies with it), resend what is due."""
+        self.resends += 1
+        oldest = self._in_flight[0]
+        log.warning(
+            "no ack from the journal, resending",
+            extra={"attempt": oldest.attempts, "batches": len(self._in_flight)},
+        )
+        self._reset_socket()
+        if self.max_attempts is not None and oldest.attempts >= self.max_attempts:
+            error = BusError(
+                f"no ack from the journal at {self.ingest} after {self.max_attempts} sends"
+                f" of {self.ack_timeout}s each; is the mesh running? (`ap status`)"
+            )
+            for batch in self._in_flight:
+                self._fail(batch.items, error)
+            self._in_flight.clear()
+            self._wakeup.set()
+            return
+        for batch in list(self._in_flight):
+            await self._transmit(batch)
 
     def _handle_reply(self, batch: list[_Pending], frames: list[bytes]) -> list[_Pending]:
-        """Resolve futures from a reply; return what must be sent again."""
+        """Resolve a batch from its reply; return what must be sent again."""
         if len(frames) == 2 and frames[0] == P.OK:
             seqs = msgspec.msgpack.decode(frames[1], type=list[int])
             if len(seqs) != len(batch):
-                raise BusError(f"journal acked {len(seqs)} events for a batch of {len(batch)}")
+                self._fail(batch, BusError(f"journal acked {len(seqs)} of {len(batch)} events"))
+                return []
             for p, seq in zip(batch, seqs, strict=True):
-                if not p.future.done():
-                    p.future.set_result(seq)
+                p.group.resolve(p.index, seq)
+            self._storage_failures = 0
             return []
         if len(frames) == 2 and frames[0] == P.ERROR:
             err = msgspec.msgpack.decode(frames[1])
             code, message, index = err.get("code"), err.get("message", ""), err.get("index", -1)
             if code == P.E_STORAGE:
                 log.warning("journal could not store a batch, retrying: %s", message)
+                self._storage_failures += 1
                 return batch
             if isinstance(index, int) and 0 <= index < len(batch):
                 # Only the offending event fails; its batch-mates were not appended.
@@ -270,13 +356,13 @@ class Emitter:
                 return batch[:index] + batch[index + 1 :]
             self._fail(batch, RejectedError(str(code), str(message)))
             return []
-        raise BusError(f"unexpected reply from the journal: {frames[:1]!r}")
+        self._fail(batch, BusError(f"unexpected reply from the journal: {frames[:1]!r}"))
+        return []
 
     @staticmethod
-    def _fail(pending: Sequence[_Pending], error: Exception) -> None:
+    def _fail(pending: Iterable[_Pending], error: Exception) -> None:
         for p in pending:
-            if not p.future.done():
-                p.future.set_exception(error)
+            p.group.fail(error)
 
 
 # --- Subscriber ---------------------------------------------------------------------
@@ -469,7 +555,7 @@ class Subscriber:
         if self.session_id is not None and record.event.session_id != self.session_id:
             return False
         if self.topics and self._filter_locally():
-            return record.event.__struct_config__.tag.startswith(self.topics)  # type: ignore[union-attr]
+            return topic_of(record.event).startswith(self.topics)
         return True
 
     async def _fill_gap(self) -> AsyncIterator[Record]:
@@ -535,21 +621,32 @@ class Subscriber:
         if self.topics and not self._filter_locally():
             request["topics"] = list(self.topics)
         await sock.send_multipart([P.REPLAY, CODEC.encode(request)])
-        while True:
-            try:
-                async with asyncio.timeout(_REPLAY_TIMEOUT_S):
-                    frames = await sock.recv_multipart()
-            except TimeoutError:
+        receive = zmq.Socket.shadow(sock.underlying).recv_multipart
+        finished = False
+        try:
+            while True:
+                try:  # drain what has arrived; await only when nothing has
+                    frames = receive(zmq.NOBLOCK)
+                except zmq.Again:
+                    if not await sock.poll(int(_REPLAY_TIMEOUT_S * 1000)):
+                        raise BusError(
+                            f"the replay endpoint {self.replay} does not answer"
+                        ) from None
+                    continue
+                kind = frames[0]
+                if kind == P.RECORD:
+                    yield CODEC.decode_record(frames[2])
+                elif kind == P.END:
+                    covered = P.unpack_seq(frames[1])
+                    last = P.unpack_seq(frames[2]) if len(frames) > 2 else covered
+                    finished = True
+                    yield (covered, last)
+                    return
+                else:
+                    err = msgspec.msgpack.decode(frames[1]) if len(frames) > 1 else {}
+                    finished = True
+                    raise BusError(f"replay refused: {err}")
+        finally:
+            if not finished:  # frames of this reply may still come: never mix them up
                 self._replay_sock = None
                 sock.close(linger=0)
-                raise BusError(f"the replay endpoint {self.replay} does not answer") from None
-            kind = frames[0]
-            if kind == P.RECORD:
-                yield CODEC.decode_record(frames[2])
-            elif kind == P.END:
-                last = P.unpack_seq(frames[2]) if len(frames) > 2 else P.unpack_seq(frames[1])
-                yield (P.unpack_seq(frames[1]), last)
-                return
-            else:
-                err = msgspec.msgpack.decode(frames[1]) if len(frames) > 1 else {}
-                raise BusError(f"replay refused: {err}")

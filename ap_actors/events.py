@@ -19,12 +19,16 @@ import time
 from typing import Any, Literal, TypeAlias
 
 import msgspec
-from ulid import ULID
+import ulid_transform
 
 
 def new_id() -> str:
-    """Return a new event id: a ULID string (26 chars, sortable by creation time)."""
-    return str(ULID())
+    """Return a new event id: a ULID string (26 chars, sortable by creation time).
+
+    ulid-transform (a C extension) makes one in about 0.1 µs; python-ulid took 3.3 µs,
+    a third of an emitter's cost per event.
+    """
+    return ulid_transform.ulid_now()
 
 
 def derive_id(cause_id: str, actor: str, index: int) -> str:
@@ -362,9 +366,13 @@ EVENT_TYPES: dict[str, type[Event]] = {t.__struct_config__.tag: t for t in Event
 """Tag -> event class, e.g. ``{"worker_activity": WorkerActivity, ...}``."""
 
 
+_TAG_OF: dict[type, str] = {cls: tag for tag, cls in EVENT_TYPES.items()}
+
+
 def topic_of(event: Event) -> str:
     """Return the event's tag, which is its bus topic (``"worker_activity"``)."""
-    return event.__struct_config__.tag  # type: ignore[return-value]
+    # A dict lookup: __struct_config__ builds a new object on every access.
+    return _TAG_OF[type(event)]
 
 
 class Record(msgspec.Struct, frozen=True):

@@ -40,6 +40,8 @@ from ap_actors.process import die_with_parent, signal_ready
 
 log = logging.getLogger("ap_actors.journal")
 
+_SNDMORE = int(zmq.SNDMORE)
+
 _MAX_GROUP_EVENTS = 50_000  # events per group commit; bounds one transaction's latency
 _POLL_MS = 100  # how often the loop looks at the stop flag while idle
 _REPLAY_SEND_TIMEOUT_MS = 5_000  # a replay client that reads nothing this long is dropped
@@ -293,10 +295,13 @@ class Journal:
             n = len(prepared)
             ingest.send_multipart([*envelope, P.OK, CODEC.encode(seqs[pos : pos + n])])
             pos += n
-        send = self.pub.send_multipart
+        # Three plain sends with int flags: send_multipart costs twice as much per record.
+        send = self.pub.send
         pack = P.pack_seq
         for item in appended:
-            send([item.topic, pack(item.seq), item.record])
+            send(item.topic, _SNDMORE)
+            send(pack(item.seq), _SNDMORE)
+            send(item.record)
         self.appended += len(appended)
 
     # --- replay ---------------------------------------------------------------------
@@ -336,18 +341,22 @@ class Journal:
     def _send_replay(self, envelope: list[bytes], req: ReplayRequest) -> None:
         last = self.log.last_seq()
         covered = req.since
-        send = self.replay.send_multipart
+        send = self.replay.send
         records = self.log.read_raw(
             req.since, until=last, topics=req.topics, session_id=req.session_id
         )
         for sent, (seq, data) in enumerate(records, 1):
-            send([*envelope, P.RECORD, P.pack_seq(seq), data])
+            for frame in envelope:
+                send(frame, _SNDMORE)
+            send(P.RECORD, _SNDMORE)
+            send(P.pack_seq(seq), _SNDMORE)
+            send(data)
             covered = seq
             if sent >= req.limit:
                 break
         else:
             covered = last  # everything up to `last` was considered
-        send([*envelope, P.END, P.pack_seq(covered), P.pack_seq(last)])
+        self.replay.send_multipart([*envelope, P.END, P.pack_seq(covered), P.pack_seq(last)])
 
     def _send_quietly(self, frames: list[bytes]) -> None:
         with contextlib.suppress(zmq.ZMQError):
