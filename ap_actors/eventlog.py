@@ -19,18 +19,19 @@ from __future__ import annotations
 
 import logging
 import os
+import struct
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, TypeAlias
 
 import lmdb
 import msgspec
 
 from ap_actors.errors import EventLogError
-from ap_actors.events import CODEC, Event, RawRecord, Record, topic_of
+from ap_actors.events import CODEC, Event, Record, topic_of
 from ap_actors.protocol import pack_seq, unpack_seq
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,11 @@ DEFAULT_MAP_SIZE = 64 * 1024 * 1024  # bytes; doubled whenever it fills up
 MAX_READERS = 1024
 _CHUNK = 1024  # records read per read transaction, so no reader pins old pages for long
 _DB_NAMES = (b"events", b"ids", b"sessions", b"snapshots")
+_SEQ = struct.Struct(">Q")
+_FLOAT64 = struct.Struct(">d")
+_RECORD_HEAD = b"\x83\xa3seq\xcf"  # fixmap(3), "seq", uint64 follows
+_RECORD_TIME = b"\xabappended_at\xcb"  # "appended_at", float64 follows
+_RECORD_EVENT = b"\xa5event"  # "event", the event map follows
 
 
 class Snapshot(msgspec.Struct, frozen=True):
@@ -70,12 +76,11 @@ class Prepared(NamedTuple):
     raw: bytes
 
 
-class Appended(NamedTuple):
-    """A record newly written by an append: what the journal publishes."""
-
-    seq: int
-    topic: bytes
-    record: bytes  # msgpack record, as stored
+Appended: TypeAlias = tuple[int, bytes, bytes, bytes]
+"""A record newly written by an append, what the journal publishes:
+``(seq, topic, record, key)`` with ``record`` the msgpack record as stored and ``key``
+the seq as 8 bytes big-endian (the LMDB key and the bus's seq frame). A plain tuple:
+a NamedTuple's constructor cost a tenth of the append."""
 
 
 @dataclass
@@ -277,40 +282,46 @@ class EventLog:
     ) -> tuple[list[int], list[Appended]]:
         seqs: list[int] = []
         appended: list[Appended] = []
-        encode = CODEC.encode
+        # A record is the msgpack map {"seq", "appended_at", "event"} with the event's
+        # bytes spliced in as received; its fixed parts are built once per transaction
+        # (seq as uint64 0xcf, appended_at as float64 0xcb): what encoding a RawRecord
+        # gives, save the int width, without building a struct and encoding it per event.
+        head = _RECORD_HEAD
+        middle = _RECORD_TIME + _FLOAT64.pack(appended_at) + _RECORD_EVENT
+        pack = _SEQ.pack
+        session_rows: list[tuple[bytes, bytes]] = []
+        new_ids: dict[bytes, int] = {}  # ids appended by this batch (repeats inside it)
         with self._env.begin(write=True) as txn:
             # Read the last seq inside the write transaction: it is the truth even if
             # another handle on this environment appended meanwhile.
             events_cur = txn.cursor(db=self._events)
             first = last = unpack_seq(events_cur.key()) if events_cur.last() else 0
-            get = txn.get
-            new_ids: dict[bytes, int] = {}  # ids appended by this batch (repeats inside it)
-            session_rows: list[tuple[bytes, bytes]] = []
+            get, ids = txn.get, self._ids
             for item in items:
-                found = new_ids.get(item.id)
+                event_id = item.id
+                found = new_ids.get(event_id)
                 if found is None:
-                    stored = get(item.id, db=self._ids)
+                    stored = get(event_id, db=ids)
                     if stored is not None:
                         found = unpack_seq(stored)
                 if found is not None:
                     seqs.append(found)
                     continue
                 last += 1
-                new_ids[item.id] = last
-                record = encode(RawRecord(last, appended_at, msgspec.Raw(item.raw)))
+                key = pack(last)
+                new_ids[event_id] = last
+                record = head + key + middle + item.raw
                 if item.session_id:
-                    session_rows.append((_session_key(item.session_id, last), b""))
+                    session_rows.append((item.session_id + b"\x00" + key, b""))
                 seqs.append(last)
-                appended.append(Appended(last, item.topic, record))
+                appended.append((last, item.topic, record, key))
             if appended:
                 # One putmulti per table: a third cheaper than a put per key.
-                rows = [(pack_seq(a.seq), a.record) for a in appended]
-                _, added = events_cur.putmulti(rows, overwrite=False, append=True)
-                if added != len(rows):
+                event_rows = [(key, record) for _, _, record, key in appended]
+                _, added = events_cur.putmulti(event_rows, overwrite=False, append=True)
+                if added != len(event_rows):
                     raise EventLogError(f"seqs after {first} already exist in {self.path}")
-                txn.cursor(db=self._ids).putmulti(
-                    [(event_id, pack_seq(seq)) for event_id, seq in new_ids.items()]
-                )
+                txn.cursor(db=ids).putmulti([(i, pack(s)) for i, s in new_ids.items()])
                 if session_rows:
                     txn.cursor(db=self._sessions).putmulti(session_rows)
         return seqs, appended

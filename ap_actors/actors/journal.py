@@ -34,7 +34,7 @@ from ap_actors import protocol as P
 from ap_actors.config import Config, eventlog_dir, load_config, resolve_state_dir
 from ap_actors.errors import ApError, DecodeError, EventLogError, StartupError
 from ap_actors.eventlog import EventLog, Prepared
-from ap_actors.events import CODEC, Event, topic_of
+from ap_actors.events import CODEC, EVENT_TYPES, Event
 from ap_actors.logs import setup_logging
 from ap_actors.process import die_with_parent, signal_ready
 
@@ -115,22 +115,36 @@ def validate_batch(payload: bytes, max_events: int, max_bytes: int) -> list[Prep
     except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError):
         events = [_decode_one(i, raw) for i, raw in enumerate(raws)]
     out: list[Prepared] = []
-    for i, (event, raw) in enumerate(zip(events, raws, strict=True)):
+    topics = _TOPIC_BYTES
+    for event, raw in zip(events, raws, strict=True):
         event_id = event.id.encode()
         session = event.session_id.encode()
-        problem = ""
-        if not 0 < len(event_id) <= MAX_ID_BYTES:
-            problem = f"`id` must be 1-{MAX_ID_BYTES} bytes of UTF-8"
-        elif not event.source:
-            problem = "`source` is empty"
-        elif not event.ts > 0:
-            problem = "`ts` must be > 0 (Unix seconds)"
-        elif b"\x00" in session or len(session) > MAX_SESSION_BYTES:
-            problem = f"`session_id` must be at most {MAX_SESSION_BYTES} bytes, without NUL"
-        if problem:
-            raise DecodeError(P.E_INVALID_EVENT, f"event {i}: {problem}", i, bytes(raw))
-        out.append(Prepared(event_id, session, topic_of(event).encode(), bytes(raw)))
+        if (
+            not 0 < len(event_id) <= MAX_ID_BYTES
+            or not event.source
+            or not event.ts > 0
+            or len(session) > MAX_SESSION_BYTES
+            or b"\x00" in session
+        ):
+            _refuse_fields(len(out), event, raw)
+        out.append(Prepared(event_id, session, topics[type(event)], bytes(raw)))
     return out
+
+
+_TOPIC_BYTES = {cls: tag.encode() for tag, cls in EVENT_TYPES.items()}
+
+
+def _refuse_fields(i: int, event: Event, raw: msgspec.Raw) -> None:
+    """Raise the ``invalid_event`` error that says which envelope field is wrong."""
+    if not 0 < len(event.id.encode()) <= MAX_ID_BYTES:
+        problem = f"`id` must be 1-{MAX_ID_BYTES} bytes of UTF-8"
+    elif not event.source:
+        problem = "`source` is empty"
+    elif not event.ts > 0:
+        problem = "`ts` must be > 0 (Unix seconds)"
+    else:
+        problem = f"`session_id` must be at most {MAX_SESSION_BYTES} bytes, without NUL"
+    raise DecodeError(P.E_INVALID_EVENT, f"event {i}: {problem}", i, bytes(raw))
 
 
 _MALFORMED = (msgspec.DecodeError, UnicodeDecodeError, RecursionError, ValueError)
@@ -297,11 +311,10 @@ class Journal:
             pos += n
         # Three plain sends with int flags: send_multipart costs twice as much per record.
         send = self.pub.send
-        pack = P.pack_seq
-        for item in appended:
-            send(item.topic, _SNDMORE)
-            send(pack(item.seq), _SNDMORE)
-            send(item.record)
+        for _, topic, record, key in appended:
+            send(topic, _SNDMORE)
+            send(key, _SNDMORE)
+            send(record)
         self.appended += len(appended)
 
     # --- replay ---------------------------------------------------------------------

@@ -27,6 +27,7 @@ from ap_actors.events import (
     WorkerMetrics,
     topic_of,
 )
+from ap_actors.protocol import pack_seq
 
 MIB = 1024 * 1024
 CHUNK = 1024  # eventlog._CHUNK: records per read transaction
@@ -175,7 +176,7 @@ class EventLogContract:
         seqs, appended = log.append_prepared([_prepare(e) for e in batch])
 
         assert seqs == [1, 2, 1, 2]
-        assert [a.seq for a in appended] == [1, 2]
+        assert [seq for seq, *_ in appended] == [1, 2]
         assert _ids(log.read()) == ["a", "b"]
 
     def test_append_prepared_returns_the_records_exactly_as_stored(
@@ -190,17 +191,17 @@ class EventLogContract:
         seqs, appended = log.append_prepared([_prepare(e) for e in events], now=1_800_000_000.0)
 
         assert seqs == [2, 3]
-        assert [(a.seq, a.topic) for a in appended] == [
-            (2, b"worker_activity"),
-            (3, b"plan_approved"),
+        assert [(seq, topic, key) for seq, topic, _, key in appended] == [
+            (2, b"worker_activity", pack_seq(2)),
+            (3, b"plan_approved", pack_seq(3)),
         ]
         stored = dict(log.read_raw(since=1))
-        for item, event in zip(appended, events, strict=True):
-            assert item.record == stored[item.seq]
-            record = CODEC.decode_record(item.record)
-            assert record == log.get(item.seq)
+        for (seq, _, raw_record, _), event in zip(appended, events, strict=True):
+            assert raw_record == stored[seq]
+            record = CODEC.decode_record(raw_record)
+            assert record == log.get(seq)
             assert (record.seq, record.appended_at, record.event) == (
-                item.seq,
+                seq,
                 1_800_000_000.0,
                 event,
             )
