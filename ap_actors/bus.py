@@ -40,7 +40,12 @@ from ap_actors.mesh import MeshInfo, read_mesh
 
 log = logging.getLogger(__name__)
 
-_REPLAY_TIMEOUT_S = 10.0  # a replay endpoint silent this long is reported as down
+_REPLAY_TIMEOUT_S = 5.0  # a replay request unanswered this long is sent again ...
+_REPLAY_ATTEMPTS = 3  # ... this many times in all, then the endpoint is reported down
+
+
+class _ReplayTimeout(Exception):
+    """A replay request got no answer in time."""
 
 
 def _context() -> zmq.asyncio.Context:
@@ -609,7 +614,33 @@ class Subscriber:
     async def _replay_page(
         self, since: int, limit: int = P.DEFAULT_REPLAY_LIMIT
     ) -> AsyncIterator[Record | tuple[int, int]]:
-        """One replay request: yields records, then ``(covered, last)``."""
+        """One replay request: yields records, then ``(covered, last)``.
+
+        A request that gets no answer (the journal is restarting) is sent again on a new
+        socket, ``_REPLAY_ATTEMPTS`` times in all, before :class:`BusError` is raised.
+        """
+        for attempt in range(1, _REPLAY_ATTEMPTS + 1):
+            delivered = 0
+            try:
+                async for item in self._replay_request(since, limit):
+                    if isinstance(item, Record):
+                        since = item.seq  # a resend continues after what was delivered
+                        delivered += 1
+                    yield item
+                return
+            except _ReplayTimeout:
+                log.warning(
+                    "replay endpoint silent, asking again",
+                    extra={"attempt": attempt, "since": since, "delivered": delivered},
+                )
+        raise BusError(
+            f"the replay endpoint {self.replay} did not answer {_REPLAY_ATTEMPTS} requests"
+            f" of {_REPLAY_TIMEOUT_S:.0f}s each; is the mesh running? (`ap status`)"
+        )
+
+    async def _replay_request(
+        self, since: int, limit: int
+    ) -> AsyncIterator[Record | tuple[int, int]]:
         assert self.replay is not None
         if self._replay_sock is None:
             sock = self.ctx.socket(zmq.DEALER)
@@ -629,9 +660,7 @@ class Subscriber:
                     frames = receive(zmq.NOBLOCK)
                 except zmq.Again:
                     if not await sock.poll(int(_REPLAY_TIMEOUT_S * 1000)):
-                        raise BusError(
-                            f"the replay endpoint {self.replay} does not answer"
-                        ) from None
+                        raise _ReplayTimeout from None
                     continue
                 kind = frames[0]
                 if kind == P.RECORD:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -109,24 +110,31 @@ async def test_topic_and_session_filters_deliver_exactly_the_matching_records_in
     assert got == expected
 
 
+@pytest.mark.parametrize("source", ["log", "replay"])
 async def test_a_subscriber_survives_a_journal_restart_and_misses_nothing(
-    tmp_path: Path, closing: list[Any]
+    tmp_path: Path, source: str, closing: list[Any]
 ) -> None:
     j = start_journal(tmp_path / "state")
     emitter = Emitter(j.ingest, source="test", ack_timeout=1.0)
     closing.append(emitter)
     await emitter.emit_many(_activities(10))
-    sub = _subscriber(j, "log")
+    sub = _subscriber(j, source, idle_check_s=0.1)
     stream = aiter(sub)
     for expected in range(1, 11):
         assert (await anext(stream)).seq == expected
     j.proc.kill()
     j.proc.wait()
+    # While the journal is down the subscriber keeps checking the tail (and, without
+    # the log files, asks the replay endpoint again until it answers).
+    pending = asyncio.ensure_future(anext(stream))
+    await asyncio.sleep(0)
+    assert not pending.done()
     # Same endpoints again: clients reconnect by themselves.
     j2 = start_journal(tmp_path / "state", ingest=j.ingest, bus=j.bus, replay=j.replay)
     try:
         await emitter.emit_many(_activities(10, start=10))
-        for expected in range(11, 21):
+        assert (await pending).seq == 11
+        for expected in range(12, 21):
             assert (await anext(stream)).seq == expected
         await stream.aclose()
     finally:

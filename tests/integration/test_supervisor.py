@@ -16,7 +16,7 @@ from ap_actors.bus import Emitter, Subscriber
 from ap_actors.eventlog import EventLog
 from ap_actors.events import ActorExited, ActorStarted, WorkerActivity, WorkerError, WorkerMetrics
 from ap_actors.mesh import read_mesh
-from tests.integration.conftest import AP, Mesh, _env, wait_for
+from tests.integration.conftest import AP, FREE_PORTS, Mesh, _env, wait_for
 
 COUNTER = """
 [actors.counter]
@@ -240,9 +240,14 @@ def test_user_mistakes_get_one_clear_line_and_a_documented_exit_code(
     assert not (ghost.state_dir / "mesh.json").exists()
     for result in (missing, broken, typed, failed):
         assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
-    mesh.up()
+    info = mesh.up()
     twice = mesh.ap("up", "--detach", "--config", str(mesh.config), check=False)
     assert twice.returncode == 5 and "already running" in twice.stderr
+    taken = mesh_factory(name="taken")  # a second mesh asking for the first one's port
+    taken.config.write_text(FREE_PORTS.replace("tcp://127.0.0.1:*", info.ingest, 1))
+    busy = taken.ap("up", "--detach", "--config", str(taken.config), check=False)
+    assert busy.returncode == 7 and "cannot bind its ingest endpoint" in busy.stderr
+    assert "Traceback" not in busy.stderr
     assert read_mesh(mesh.state_dir).pid == mesh.info().pid
     rejected = mesh.ap("emit", '{"type": "worker_error"}', check=False)
     assert rejected.returncode == 3 and "worker_id" in rejected.stderr
