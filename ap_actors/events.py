@@ -76,17 +76,17 @@ class Contract(msgspec.Struct, frozen=True, kw_only=True):
     name: str  # e.g. "auth.verify_token(token: str) -> Claims".
     provider: str  # Objective id that implements it.
     consumers: list[str] = []  # Objective ids that rely on it.
-    description: str = ""
+    description: str = ""  # What to do or what happened, free text.
 
 
 class ScopeConflict(msgspec.Struct, frozen=True, kw_only=True):
     """Two objectives of one wave whose touch patterns can match a common path."""
 
-    wave: int
-    objective_a: str
-    objective_b: str
-    pattern_a: str
-    pattern_b: str
+    wave: int  # 1-based wave number.
+    objective_a: str  # Objective id of one side of the conflict.
+    objective_b: str  # Objective id of the other side.
+    pattern_a: str  # The touch pattern of objective_a that overlaps.
+    pattern_b: str  # The touch pattern of objective_b that overlaps.
     witness: str  # A path matched by both patterns (may not exist yet).
 
 
@@ -105,13 +105,13 @@ class ActorStarted(Event, frozen=True, tag="actor_started"):
 class ActorExited(Event, frozen=True, tag="actor_exited"):
     """An actor process ended."""
 
-    actor: str
-    pid: int
+    actor: str  # Actor name from the config, e.g. "journal", "worker-1".
+    pid: int  # OS process id.
     exit_code: int | None = None  # Exit status, or None when killed by a signal.
     signal: int | None = None  # Signal number that killed it, if any.
     restarting_in_s: float | None = None  # Back-off before the restart; None = no restart.
     gave_up: bool = False  # True when the supervisor stopped restarting it (too many restarts).
-    reason: str = ""
+    reason: str = ""  # Why, in one line (shown to the owner).
 
 
 # --- owner request and the analytic / planning phases -------------------------------
@@ -135,29 +135,29 @@ class RequestSubmitted(Event, frozen=True, tag="request_submitted"):
 class AnalysisCompleted(Event, frozen=True, tag="analysis_completed"):
     """The ANALYTIC phase finished."""
 
-    task_type: TaskType
-    modules: list[str] = []
-    entry_points: list[str] = []
-    test_dirs: list[str] = []
-    config_files: list[str] = []
-    coordination_points: list[str] = []
-    scope_strategy: str = ""
+    task_type: TaskType  # Kind of work the request asks for (documented rules in the planner).
+    modules: list[str] = []  # Repository-relative module paths the analysis found.
+    entry_points: list[str] = []  # `__main__.py`, console scripts, package.json bin, cmd/ ...
+    test_dirs: list[str] = []  # Folders holding tests.
+    config_files: list[str] = []  # Build and tool configuration files.
+    coordination_points: list[str] = []  # Paths several objectives depend on (shared hotspots).
+    scope_strategy: str = ""  # How the work is split into scopes, one paragraph.
 
 
 class PlanProposed(Event, frozen=True, tag="plan_proposed"):
     """The PLANNING phase proposed a plan (objectives in waves, contracts)."""
 
-    plan_id: str
-    objectives: list[Objective] = []
-    contracts: list[Contract] = []
+    plan_id: str  # Id of the plan (unique within the session).
+    objectives: list[Objective] = []  # The plan's objectives, each with its wave and scopes.
+    contracts: list[Contract] = []  # Integration contracts between objectives.
 
 
 class ScopeValidated(Event, frozen=True, tag="scope_validated"):
     """The scope validator checked a plan's waves for overlapping touch scopes."""
 
-    plan_id: str
-    valid: bool
-    conflicts: list[ScopeConflict] = []
+    plan_id: str  # Id of the plan (unique within the session).
+    valid: bool  # True when no two objectives of a wave can touch a common path.
+    conflicts: list[ScopeConflict] = []  # Every overlap found, each with a witness path.
 
 
 class PlanRevised(Event, frozen=True, tag="plan_revised"):
@@ -165,26 +165,26 @@ class PlanRevised(Event, frozen=True, tag="plan_revised"):
 
     plan_id: str  # The new plan's id.
     revises: str  # The plan id it replaces.
-    objectives: list[Objective] = []
-    contracts: list[Contract] = []
+    objectives: list[Objective] = []  # The plan's objectives, each with its wave and scopes.
+    contracts: list[Contract] = []  # Integration contracts between objectives.
 
 
 class PlanAwaitingApproval(Event, frozen=True, tag="plan_awaiting_approval"):
     """The scheduler waits for the owner to approve or reject the plan."""
 
-    plan_id: str
+    plan_id: str  # Id of the plan (unique within the session).
 
 
 class PlanApproved(Event, frozen=True, tag="plan_approved"):
-    plan_id: str
+    plan_id: str  # Id of the plan (unique within the session).
     by: str  # Who approved: "owner", "auto", a user name.
-    reason: str | None = None
+    reason: str | None = None  # Why, in one line (shown to the owner).
 
 
 class PlanRejected(Event, frozen=True, tag="plan_rejected"):
-    plan_id: str
-    by: str
-    reason: str | None = None
+    plan_id: str  # Id of the plan (unique within the session).
+    by: str  # Who decided: "owner", "auto" or a user name.
+    reason: str | None = None  # Why, in one line (shown to the owner).
 
 
 # --- execution ----------------------------------------------------------------------
@@ -192,43 +192,43 @@ class PlanRejected(Event, frozen=True, tag="plan_rejected"):
 
 class WaveStarted(Event, frozen=True, tag="wave_started"):
     wave: int  # 1-based.
-    objective_ids: list[str] = []
+    objective_ids: list[str] = []  # Ids of the wave's objectives.
 
 
 class WaveCompleted(Event, frozen=True, tag="wave_completed"):
-    wave: int
-    objective_ids: list[str] = []
+    wave: int  # 1-based wave number.
+    objective_ids: list[str] = []  # Ids of the wave's objectives.
 
 
 class WaveMerged(Event, frozen=True, tag="wave_merged"):
     """The wave's objective branches were merged into the session branch."""
 
-    wave: int
-    objective_ids: list[str] = []
+    wave: int  # 1-based wave number.
+    objective_ids: list[str] = []  # Ids of the wave's objectives.
     branch: str = ""  # The session branch, "ap/<session>".
     commit: str = ""  # Commit id after the merge.
 
 
 class ObjectiveAssigned(Event, frozen=True, tag="objective_assigned"):
-    objective_id: str
-    worker_id: str
+    objective_id: str  # Id of the objective within the session's plan.
+    worker_id: str  # Id of the worker from the team config.
     attempt: int = 1  # 1-based attempt number.
 
 
 class ObjectiveStarted(Event, frozen=True, tag="objective_started"):
-    objective_id: str
-    worker_id: str
-    attempt: int = 1
+    objective_id: str  # Id of the objective within the session's plan.
+    worker_id: str  # Id of the worker from the team config.
+    attempt: int = 1  # 1-based attempt number of this objective.
     workdir: str = ""  # The objective's git worktree.
 
 
 class WorkerStarted(Event, frozen=True, tag="worker_started"):
     """A worker started its agent process for an objective."""
 
-    worker_id: str
-    pid: int
-    argv: list[str] = []
-    objective_id: str = ""
+    worker_id: str  # Id of the worker from the team config.
+    pid: int  # OS process id.
+    argv: list[str] = []  # Command line of the process.
+    objective_id: str = ""  # Id of the objective within the session's plan.
 
 
 ActivityType: TypeAlias = Literal[
@@ -247,88 +247,90 @@ ActivityType: TypeAlias = Literal[
 class WorkerActivity(Event, frozen=True, tag="worker_activity"):
     """One thing an agent did, parsed from its stream (seed 001's activity feed)."""
 
-    worker_id: str
-    objective_id: str = ""
+    worker_id: str  # Id of the worker from the team config.
+    objective_id: str = ""  # Id of the objective within the session's plan.
+    # Kind of activity (the dashboard colours the feed by it).
     activity_type: ActivityType = "message"
-    tool_name: str | None = None
-    description: str = ""
-    file_path: str | None = None
-    exit_code: int | None = None
+    tool_name: str | None = None  # Tool the agent used (edit, shell, read ...), if any.
+    description: str = ""  # What to do or what happened, free text.
+    file_path: str | None = None  # Repository-relative path the activity touches, if any.
+    exit_code: int | None = None  # Exit status of a command or process, if known.
 
 
 class WorkerMetrics(Event, frozen=True, tag="worker_metrics"):
     """A sample of a worker's counters (seed 001's worker card)."""
 
-    worker_id: str
-    tasks_completed: int = 0
-    tasks_failed: int = 0
+    worker_id: str  # Id of the worker from the team config.
+    tasks_completed: int = 0  # Objectives this worker completed.
+    tasks_failed: int = 0  # Objectives this worker failed.
     tools_used: dict[str, int] = {}  # Tool name -> times used.
-    files_modified: int = 0
-    uptime_seconds: float = 0.0
+    files_modified: int = 0  # Files changed, count or repository-relative paths.
+    uptime_seconds: float = 0.0  # Seconds since the worker started.
     cpu_percent: float = 0.0  # Of one core, 0-100 per core.
     rss_bytes: int = 0  # Resident memory, bytes.
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cost_usd: float = 0.0
+    input_tokens: int = 0  # Model input tokens used, if the agent reports them.
+    output_tokens: int = 0  # Model output tokens used, if the agent reports them.
+    cost_usd: float = 0.0  # Model cost in US dollars, if the agent reports it.
 
 
 class WorkerError(Event, frozen=True, tag="worker_error"):
-    worker_id: str
-    error: str
-    objective_id: str | None = None
+    worker_id: str  # Id of the worker from the team config.
+    error: str  # The error message, one line or a short block.
+    objective_id: str | None = None  # Id of the objective within the session's plan.
 
 
 class ObjectiveCompleted(Event, frozen=True, tag="objective_completed"):
-    objective_id: str
-    worker_id: str
+    objective_id: str  # Id of the objective within the session's plan.
+    worker_id: str  # Id of the worker from the team config.
     files_modified: list[str] = []  # Repository-relative paths.
-    exit_code: int = 0
+    exit_code: int = 0  # Exit status of a command or process, if known.
     duration_s: float = 0.0  # Seconds.
-    reason: str | None = None
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cost_usd: float = 0.0
+    reason: str | None = None  # Why, in one line (shown to the owner).
+    input_tokens: int = 0  # Model input tokens used, if the agent reports them.
+    output_tokens: int = 0  # Model output tokens used, if the agent reports them.
+    cost_usd: float = 0.0  # Model cost in US dollars, if the agent reports it.
 
 
 class ObjectiveFailed(Event, frozen=True, tag="objective_failed"):
-    objective_id: str
-    worker_id: str
-    files_modified: list[str] = []
-    exit_code: int | None = None
-    duration_s: float = 0.0
-    reason: str | None = None
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cost_usd: float = 0.0
+    objective_id: str  # Id of the objective within the session's plan.
+    worker_id: str  # Id of the worker from the team config.
+    files_modified: list[str] = []  # Files changed, count or repository-relative paths.
+    exit_code: int | None = None  # Exit status of a command or process, if known.
+    duration_s: float = 0.0  # Seconds the objective ran.
+    reason: str | None = None  # Why, in one line (shown to the owner).
+    input_tokens: int = 0  # Model input tokens used, if the agent reports them.
+    output_tokens: int = 0  # Model output tokens used, if the agent reports them.
+    cost_usd: float = 0.0  # Model cost in US dollars, if the agent reports it.
 
 
 class ScopeViolated(Event, frozen=True, tag="scope_violated"):
-    objective_id: str
-    worker_id: str
+    objective_id: str  # Id of the objective within the session's plan.
+    worker_id: str  # Id of the worker from the team config.
     paths: list[str] = []  # Changed paths that broke the rule.
+    # Changed outside every touch pattern, or inside a forbid pattern.
     rule: Literal["outside_touch", "inside_forbid"] = "outside_touch"
 
 
 class SessionCompleted(Event, frozen=True, tag="session_completed"):
-    summary: str = ""
-    branch: str = ""
-    commit_message: str | None = None
+    summary: str = ""  # What the session achieved, one paragraph.
+    branch: str = ""  # The session branch, "ap/<session>".
+    commit_message: str | None = None  # The commit message of the session's changes.
 
 
 class SessionFailed(Event, frozen=True, tag="session_failed"):
-    reason: str
-    branch: str = ""
-    commit_message: str | None = None
+    reason: str  # Why, in one line (shown to the owner).
+    branch: str = ""  # The session branch, "ap/<session>".
+    commit_message: str | None = None  # The commit message of the session's changes.
 
 
 class SessionCancelled(Event, frozen=True, tag="session_cancelled"):
-    reason: str = ""
-    branch: str = ""
-    commit_message: str | None = None
+    reason: str = ""  # Why, in one line (shown to the owner).
+    branch: str = ""  # The session branch, "ap/<session>".
+    commit_message: str | None = None  # The commit message of the session's changes.
 
 
 class ReportWritten(Event, frozen=True, tag="report_written"):
-    kind: Literal["analysis", "plan", "accomplishment"]
+    kind: Literal["analysis", "plan", "accomplishment"]  # Which report.
     path: str  # Absolute path of the markdown file.
 
 

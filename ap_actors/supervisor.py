@@ -155,6 +155,7 @@ class Supervisor:
         log_path = self.logs_dir / f"{child.name}.log"
         read_fd, write_fd = os.pipe()
         child.state = "starting"
+        child.started_at = None  # a start that fails counts as a quick crash
         with open(log_path, "ab") as log_file:
             child.proc = await asyncio.create_subprocess_exec(
                 *child.argv,
@@ -250,6 +251,8 @@ class Supervisor:
                 await self._spawn(child)
             except StartupError as e:
                 log.error("%s", e)  # its exit is counted as a crash on the next round
+            except Exception:  # e.g. no file descriptors left: count it as a crash too
+                log.exception("restarting %s failed", child.name)
 
     async def _stop_child(self, child: _Child) -> None:
         proc = child.proc
