@@ -163,10 +163,9 @@ class Actor(Generic[S]):
             ready: called (no arguments) once recovery and :meth:`on_recovered` are done.
         """
         self._ready = ready
-        subscriber = Subscriber(
-            self.mesh.bus,
-            log_path=self.mesh.log,
-            replay=self.mesh.replay,
+        # The log files when this machine has them, else the journal's replay endpoint.
+        subscriber = Subscriber.connect(
+            mesh=self.mesh,
             topics=self.topics,
             since=self.last_seq,
             on_caught_up=self._caught_up,
