@@ -143,7 +143,8 @@ class Emitter:
         self.max_attempts = max_attempts
         self.max_in_flight = max(1, max_in_flight)
         self.max_batch_events = max_batch_events
-        self.max_batch_bytes = max_batch_bytes - 16  # room for the msgpack array header
+        self.max_batch_bytes = max_batch_bytes
+        self._max_payload = max_batch_bytes - 16  # room for the msgpack array header
         self.ctx = context or _context()
         self.resends = 0  # batches sent again after a timeout (for tests and metrics)
         self._queue: deque[_Pending] = deque()
@@ -154,6 +155,7 @@ class Emitter:
         self._tasks: list[asyncio.Task[None]] = []
         self._closed = False
         self._storage_failures = 0  # consecutive storage_error replies: the back-off
+        self._progress_at = 0.0  # monotonic time of the last reply
 
     @classmethod
     def connect(
@@ -199,10 +201,10 @@ class Emitter:
         if not datas:
             return []
         for data in datas:
-            if len(data) > self.max_batch_bytes:
+            if len(data) > self._max_payload:
                 raise RejectedError(
                     P.E_BATCH_TOO_LARGE,
-                    f"event is {len(data)} bytes; the journal's limit is {self.max_batch_bytes}",
+                    f"event is {len(data)} bytes; a batch may hold {self.max_batch_bytes}",
                 )
         group = _Group(len(datas), asyncio.get_running_loop().create_future())
         self._queue.extend(_Pending(data, group, i) for i, data in enumerate(datas))
@@ -253,7 +255,7 @@ class Emitter:
         queue = self._queue
         while queue and len(items) < self.max_batch_events:
             size += len(queue[0].data)
-            if items and size > self.max_batch_bytes:
+            if items and size > self._max_payload:
                 break
             items.append(queue.popleft())
         return _Batch(items)
@@ -287,10 +289,14 @@ class Emitter:
                     await self._replies_due.wait()
                     continue
                 sock = self._socket()
-                wait_s = self._in_flight[0].sent_at + self.ack_timeout - time.monotonic()
+                # The journal answers in order: time out when the oldest batch has waited
+                # ack_timeout and no reply at all came meanwhile (a batch queued behind
+                # a slow group commit is not late yet).
+                since = max(self._in_flight[0].sent_at, self._progress_at)
+                wait_s = since + self.ack_timeout - time.monotonic()
                 if wait_s > 0 and await sock.poll(max(int(wait_s * 1000), 1)):
                     await self._read_replies(sock)
-                elif time.monotonic() >= self._in_flight[0].sent_at + self.ack_timeout:
+                elif time.monotonic() >= since + self.ack_timeout:
                     await self._resend_all()
         except asyncio.CancelledError:
             raise
@@ -309,6 +315,7 @@ class Emitter:
                 frames = await sock.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
                 return
+            self._progress_at = time.monotonic()
             batch = self._in_flight.popleft()
             again = self._handle_reply(batch.items, frames)
             if again:  # not stored: first in line for the next batch

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
-import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -28,7 +26,7 @@ from ap_actors.errors import EXIT_INTERNAL, EXIT_OK, ApError, ConfigError, Start
 from ap_actors.eventlog import EventLog
 from ap_actors.events import EventType, Record, record_to_json_dict, topic_of
 from ap_actors.mesh import MeshInfo, pid_alive, read_mesh, remove_mesh
-from ap_actors.process import signal_ready
+from ap_actors.process import signal_ready, spawn_with_ready
 from ap_actors.supervisor import Supervisor, ensure_no_mesh, read_status
 
 _DETACH_TIMEOUT_S = 120.0
@@ -83,23 +81,12 @@ def cmd_up(args: argparse.Namespace) -> int:
     # Detached: run the supervisor in a new session, wait for its ready line.
     ensure_no_mesh(state_dir)
     (state_dir / "logs").mkdir(parents=True, exist_ok=True)
-    read_fd, write_fd = os.pipe()
     argv = [sys.executable, "-m", "ap_actors.cli", "up", "--state-dir", str(state_dir)]
     if config_path:
         argv += ["--config", config_path]
-    argv += ["--ready-fd", str(write_fd)]
-    with open(state_dir / "logs" / "supervisor.log", "ab") as log_file:
-        proc = subprocess.Popen(
-            argv,
-            pass_fds=(write_fd,),
-            stdin=subprocess.DEVNULL,
-            stdout=log_file,
-            stderr=log_file,
-            start_new_session=True,
-        )
-    os.close(write_fd)
-    with os.fdopen(read_fd, "rb") as ready:
-        line = ready.readline()
+    proc, line = spawn_with_ready(
+        argv, log_path=state_dir / "logs" / "supervisor.log", new_session=True
+    )
     if not line:
         code = proc.wait(timeout=_DETACH_TIMEOUT_S)
         raise StartupError(

@@ -15,7 +15,6 @@ import os
 from pathlib import Path
 
 import msgspec
-import psutil
 
 from ap_actors.errors import MeshNotRunningError
 
@@ -80,6 +79,8 @@ def remove_mesh(state_dir: Path) -> None:
 
 def pid_alive(pid: int) -> bool:
     """Return True when ``pid`` is a running (not zombie) process."""
+    import psutil  # here, not at the top: actor processes need not load it (~1 MB)
+
     try:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.Error:

@@ -13,7 +13,9 @@ import contextlib
 import ctypes
 import os
 import signal
+import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -46,3 +48,36 @@ def signal_ready(ready_fd: int | None, payload: dict[str, Any] | None = None) ->
     finally:
         with contextlib.suppress(OSError):
             os.close(ready_fd)
+
+
+def spawn_with_ready(
+    argv: list[str],
+    *,
+    log_path: Path,
+    env: dict[str, str] | None = None,
+    new_session: bool = False,
+) -> tuple[subprocess.Popen[bytes], bytes]:
+    """Start ``argv + ["--ready-fd", N]`` and wait for its ready line.
+
+    The process's stdout and stderr are appended to ``log_path``.
+
+    Returns:
+        ``(process, line)``: the line the process wrote on its ready pipe, or ``b""``
+        when it exited (or closed the pipe) without writing one.
+    """
+    read_fd, write_fd = os.pipe()
+    try:
+        with open(log_path, "ab") as log_file:
+            proc = subprocess.Popen(
+                [*argv, "--ready-fd", str(write_fd)],
+                pass_fds=(write_fd,),
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=log_file,
+                env=env,
+                start_new_session=new_session,
+            )
+    finally:
+        os.close(write_fd)
+    with os.fdopen(read_fd, "rb") as ready:
+        return proc, ready.readline()

@@ -16,6 +16,7 @@ import pytest
 from ap_actors.bus import Subscriber
 from ap_actors.events import Record
 from ap_actors.mesh import MeshInfo, read_mesh
+from ap_actors.process import spawn_with_ready
 
 REPO = Path(__file__).resolve().parents[2]
 AP = [sys.executable, "-m", "ap_actors.cli"]
@@ -69,19 +70,7 @@ def start_journal(
     ]
     for name, url in endpoints.items():
         argv += [f"--{name}", url]
-    read_fd, write_fd = os.pipe()
-    log_file = open(state_dir / "journal.log", "ab")  # noqa: SIM115 - owned by the process
-    proc = subprocess.Popen(
-        [*argv, "--ready-fd", str(write_fd)],
-        pass_fds=(write_fd,),
-        stdout=log_file,
-        stderr=log_file,
-        env=_env(),
-    )
-    log_file.close()
-    os.close(write_fd)
-    with os.fdopen(read_fd, "rb") as ready:
-        line = ready.readline()
+    proc, line = spawn_with_ready(argv, log_path=state_dir / "journal.log", env=_env())
     if not line:
         proc.wait()
         raise RuntimeError((state_dir / "journal.log").read_text())
