@@ -34,7 +34,7 @@ import zmq
 from ap_actors import protocol as P
 from ap_actors.config import Config, eventlog_dir, load_config, resolve_state_dir
 from ap_actors.errors import ApError, DecodeError, EventLogError, StartupError
-from ap_actors.eventlog import EventLog, Prepared
+from ap_actors.eventlog import Appended, EventLog, Prepared
 from ap_actors.events import CODEC, EVENT_TYPES, Event
 from ap_actors.logs import setup_logging
 from ap_actors.process import die_with_parent, signal_ready
@@ -268,8 +268,14 @@ class Journal:
             replay_thread.join(timeout=2)
 
     def _group_commit(self) -> None:
+        """Drain, validate, append in one transaction, answer in arrival order, publish.
+
+        Replies go out in the order the requests came, refusals included: a client with
+        several batches in flight matches replies to batches by their order.
+        """
         ingest = self.ingest
-        batches: list[tuple[list[bytes], list[Prepared]]] = []
+        # (envelope, validated batch or None, error frames or None), in arrival order.
+        requests: list[tuple[list[bytes], list[Prepared] | None, list[bytes] | None]] = []
         waiting = 0
         while waiting < _MAX_GROUP_EVENTS:
             try:
@@ -278,38 +284,44 @@ class Journal:
                 break
             envelope, body = _split_envelope(frames)
             if len(body) != 2 or body[0] != P.APPEND:
-                ingest.send_multipart(
-                    envelope
-                    + _error_reply(P.E_BAD_REQUEST, "expected frames [b'append', msgpack list]")
-                )
+                expected = "expected frames [b'append', msgpack list]"
+                requests.append((envelope, None, _error_reply(P.E_BAD_REQUEST, expected)))
                 continue
             try:
                 prepared = validate_batch(body[1], self.max_batch_events, self.max_batch_bytes)
             except DecodeError as e:
                 log.info("refused a batch: %s", e, extra={"code": e.code})
-                ingest.send_multipart(envelope + _error_reply(e.code, str(e), e.index))
+                requests.append((envelope, None, _error_reply(e.code, str(e), e.index)))
                 continue
             except Exception as e:  # a validation bug must not take the journal down
                 log.exception("unexpected error validating a batch")
-                ingest.send_multipart(envelope + _error_reply(P.E_BAD_REQUEST, repr(e)))
+                requests.append((envelope, None, _error_reply(P.E_BAD_REQUEST, repr(e))))
                 continue
-            batches.append((envelope, prepared))
+            requests.append((envelope, prepared, None))
             waiting += len(prepared)
-        if not batches:
+        if not requests:
             return
-        flat = [p for _, prepared in batches for p in prepared]
-        try:
-            seqs, appended = self.log.append_prepared(flat)
-        except EventLogError as e:
-            log.error("append failed, nothing acknowledged: %s", e)
-            for envelope, _ in batches:
-                ingest.send_multipart(envelope + _error_reply(P.E_STORAGE, str(e)))
-            return
+        flat = [p for _, batch, _ in requests if batch for p in batch]
+        appended: list[Appended] = []
+        storage_error: list[bytes] | None = None
+        seqs: list[int] = []
+        if flat:
+            try:
+                seqs, appended = self.log.append_prepared(flat)
+            except EventLogError as e:
+                log.error("append failed, nothing acknowledged: %s", e)
+                storage_error = _error_reply(P.E_STORAGE, str(e))
         pos = 0
-        for envelope, prepared in batches:
-            n = len(prepared)
-            ingest.send_multipart([*envelope, P.OK, CODEC.encode(seqs[pos : pos + n])])
-            pos += n
+        for envelope, batch, refused in requests:
+            if batch is None:
+                assert refused is not None
+                ingest.send_multipart(envelope + refused)
+            elif storage_error is not None:
+                ingest.send_multipart(envelope + storage_error)
+            else:
+                n = len(batch)
+                ingest.send_multipart([*envelope, P.OK, CODEC.encode(seqs[pos : pos + n])])
+                pos += n
         # Three plain sends with int flags: send_multipart costs twice as much per record.
         send = self.pub.send
         for _, topic, record, key in appended:

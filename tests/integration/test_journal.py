@@ -178,3 +178,23 @@ def test_eight_concurrent_emitters_append_exactly_eighty_thousand_gap_free_recor
         assert log.last_seq() == 80_000
         stored = {r.event.id: r.seq for r in log.read()}
     assert stored == acked
+
+
+async def test_replies_to_pipelined_batches_come_back_in_order_when_one_is_refused(
+    journal: JournalProcess,
+) -> None:
+    # One event per batch and four batches in flight: the journal drains them together,
+    # refuses the second, and must still answer the three in the order they came.
+    async with Emitter(journal.ingest, source="test", max_batch_events=1) as emitter:
+        results = await asyncio.gather(
+            emitter.emit(WorkerError(worker_id="w", error="first")),
+            emitter.emit(WorkerError(worker_id="w", error="bad", session_id="a\x00b")),
+            emitter.emit(WorkerError(worker_id="w", error="third")),
+            emitter.emit(WorkerError(worker_id="w", error="fourth")),
+            return_exceptions=True,
+        )
+    assert results[0] == 1
+    assert isinstance(results[1], RejectedError)
+    assert results[2:] == [2, 3]
+    with EventLog(journal.log, readonly=True) as log:
+        assert [r.event.error for r in log.read()] == ["first", "third", "fourth"]
