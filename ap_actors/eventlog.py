@@ -90,6 +90,7 @@ class _SharedEnv:
     readonly: bool
     refs: int
     lock: threading.RLock
+    stale_readers_cleared: int
 
 
 # LMDB forbids opening one environment twice in a process (closing either breaks the
@@ -134,7 +135,7 @@ def _open_env(path: Path, readonly: bool, map_size: int, durability: str) -> _Sh
             dbs = {n: env.open_db(n, create=not readonly) for n in _DB_NAMES}
         except lmdb.Error as e:
             raise EventLogError(f"cannot open event log {path}: {e}") from e
-        shared = _SharedEnv(env, dbs, readonly, 1, threading.RLock())
+        shared = _SharedEnv(env, dbs, readonly, 1, threading.RLock(), cleared)
         _ENVS[key] = shared
         return shared
 
@@ -188,6 +189,8 @@ class EventLog:
         self._sessions = self._shared.dbs[b"sessions"]
         self._snapshots = self._shared.dbs[b"snapshots"]
         self._closed = False
+        # Reader slots of dead processes that were freed when this process opened the log.
+        self.stale_readers_cleared: int = self._shared.stale_readers_cleared
 
     # --- lifecycle ------------------------------------------------------------------
 

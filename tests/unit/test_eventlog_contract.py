@@ -540,3 +540,41 @@ def test_an_unknown_durability_is_refused(tmp_path: Path) -> None:
     with pytest.raises(EventLogError, match="durability must be one of"):
         EventLog(tmp_path / "eventlog", durability="sometimes")  # type: ignore[arg-type]
     assert not (tmp_path / "eventlog").exists()
+
+
+def test_opening_the_log_frees_the_reader_slot_of_a_killed_reader(tmp_path: Path) -> None:
+    # LMDB resets its reader table when a process opens an environment nobody else has
+    # open, so the journal (here: this process) keeps it open while the reader dies.
+    path = tmp_path / "log"
+    with EventLog(path) as writer:
+        holder = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "import sys; from ap_actors.eventlog import EventLog\n"
+                f"log = EventLog({str(path)!r}, readonly=True)\n"
+                "txn = log._begin()  # a read transaction held open: a reader slot in use\n"
+                "print('holding', flush=True)\n"
+                "sys.stdin.read()\n",
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "holding"
+        holder.kill()
+        holder.communicate(timeout=20)
+        opened = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "from ap_actors.eventlog import EventLog\n"
+                f"print(EventLog({str(path)!r}, readonly=True).stale_readers_cleared)",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        assert opened.stdout.strip() == "1"
+        assert writer.last_seq() == 0
