@@ -29,6 +29,13 @@ def _counter_mesh(mesh_factory: Any, tmp_path: Path, extra: str = "") -> Mesh:
     return mesh_factory(COUNTER.format(state_file=tmp_path / "counter.json") + extra)
 
 
+def _running(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
 def _mesh_pids(mesh: Mesh) -> list[int]:
     supervisor = psutil.Process(mesh.info().pid)
     return [supervisor.pid, *(p.pid for p in supervisor.children(recursive=True))]
@@ -49,7 +56,7 @@ async def test_ap_up_starts_the_journal_then_the_actors_and_ap_down_leaves_no_pr
         started = [r.event.actor for r in log.read(topics=["actor_started"])]
     assert started == ["journal", "counter"]
     mesh.down()
-    assert not any(psutil.pid_exists(p) and psutil.Process(p).status() != "zombie" for p in pids)
+    assert not [p for p in pids if _running(p)]
     assert not (mesh.state_dir / "mesh.json").exists()
     again = mesh.ap("status", check=False)
     assert again.returncode == 4 and again.stderr.startswith("ap: no mesh is running")
@@ -271,3 +278,29 @@ def test_killing_the_supervisor_takes_its_actors_down_and_a_new_ap_up_starts_cle
     info = mesh.up()  # the stale mesh.json does not block a new mesh
     assert info.pid != pids[0]
     assert [a["name"] for a in mesh.status()["actors"]] == ["journal", "counter"]
+
+
+def test_ap_up_in_the_foreground_stops_everything_on_ctrl_c(
+    mesh_factory: Any, tmp_path: Path
+) -> None:
+    mesh = _counter_mesh(mesh_factory, tmp_path)
+    proc = subprocess.Popen(
+        [*AP, "up", "--config", str(mesh.config), "--state-dir", str(mesh.state_dir)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=_env(),
+    )
+    assert proc.stdout is not None
+    printed = []
+    for line in proc.stdout:
+        printed.append(line)
+        if line.startswith("stop it with"):
+            break
+    assert any(line.split()[:1] == ["ingest"] for line in printed)
+    pids = _mesh_pids(mesh)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=60) == 0
+    proc.stdout.close()
+    # The supervisor waited for its actors before exiting: none is left.
+    assert not [p for p in pids[1:] if _running(p)]
+    assert not (mesh.state_dir / "mesh.json").exists()
