@@ -15,7 +15,9 @@ import os
 from pathlib import Path
 
 import msgspec
+import zmq.asyncio
 
+from ap_actors.config import resolve_state_dir
 from ap_actors.errors import MeshNotRunningError
 
 MESH_FILE = "mesh.json"
@@ -85,3 +87,17 @@ def pid_alive(pid: int) -> bool:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.Error:
         return False
+
+
+def find_mesh(state_dir: str | os.PathLike[str] | None, mesh: MeshInfo | None) -> MeshInfo:
+    """Return ``mesh`` if given, else the live mesh of ``state_dir`` (see :func:`read_mesh`).
+
+    Raises:
+        MeshNotRunningError: no mesh runs there.
+    """
+    return mesh if mesh is not None else read_mesh(resolve_state_dir(state_dir))
+
+
+def zmq_context() -> zmq.asyncio.Context:
+    """Return the process's shared asyncio ZeroMQ context."""
+    return zmq.asyncio.Context.instance()

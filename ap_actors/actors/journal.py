@@ -35,7 +35,8 @@ from ap_actors import protocol as P
 from ap_actors.config import Config, eventlog_dir, load_config, resolve_state_dir
 from ap_actors.errors import ApError, DecodeError, EventLogError, StartupError
 from ap_actors.eventlog import Appended, EventLog, Prepared
-from ap_actors.events import CODEC, EVENT_TYPES, Event
+from ap_actors.events import CODEC
+from ap_actors.ingest import validate_batch
 from ap_actors.logs import setup_logging
 from ap_actors.process import die_with_parent, signal_ready
 
@@ -46,8 +47,6 @@ _SNDMORE = int(zmq.SNDMORE)
 _MAX_GROUP_EVENTS = 50_000  # events per group commit; bounds one transaction's latency
 _POLL_MS = 100  # how often the loop looks at the stop flag while idle
 _REPLAY_SEND_TIMEOUT_MS = 5_000  # a replay client that reads nothing this long is dropped
-MAX_ID_BYTES = 255  # LMDB keys are at most 511 bytes; the id index uses the id as key
-MAX_SESSION_BYTES = 200  # the session index key is session + NUL + 8-byte seq
 
 
 class ReplayRequest(msgspec.Struct, frozen=True):
@@ -69,115 +68,6 @@ class Endpoints(msgspec.Struct, frozen=True):
 
 def _error_reply(code: str, message: str, index: int = -1) -> list[bytes]:
     return [P.ERROR, CODEC.encode({"code": code, "message": message, "index": index})]
-
-
-def validate_batch(payload: bytes, max_events: int, max_bytes: int) -> list[Prepared]:
-    """Validate the payload of one ``append`` request.
-
-    Returns:
-        The batch as :class:`Prepared` events, in order.
-
-    Raises:
-        DecodeError: with ``code`` one of the ingest error codes and ``index`` the
-            offending event's position (-1 for the batch as a whole).
-    """
-    if len(payload) > max_bytes:
-        raise DecodeError(
-            P.E_BATCH_TOO_LARGE,
-            f"batch is {len(payload)} bytes; the limit is {max_bytes}",
-            raw=payload[:256],
-        )
-    # One untyped pass checks that the whole payload is well-formed msgpack, including
-    # keys the typed decoder would skip unread (invalid UTF-8 must not reach the log).
-    try:
-        plain = msgspec.msgpack.decode(payload)
-    except _MALFORMED as e:
-        index, raw = _first_malformed(payload)
-        where = f"event {index}" if index >= 0 else "payload"
-        raise DecodeError(
-            P.E_NOT_MSGPACK, f"{where} is not valid msgpack: {e}", index, raw or payload[:256]
-        ) from e
-    if not isinstance(plain, list):
-        raise DecodeError(
-            P.E_NOT_MSGPACK,
-            f"payload must be a msgpack list of events, not {type(plain).__name__}",
-            raw=payload[:256],
-        )
-    if len(plain) > max_events:
-        raise DecodeError(
-            P.E_BATCH_TOO_LARGE,
-            f"batch has {len(plain)} events; the limit is {max_events}",
-            raw=payload[:256],
-        )
-    raws = CODEC.split_batch(payload)
-    events: Sequence[Event]
-    try:
-        events = CODEC.decode_events(payload)
-    except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError):
-        events = [_decode_one(i, raw) for i, raw in enumerate(raws)]
-    out: list[Prepared] = []
-    topics = _TOPIC_BYTES
-    for event, raw in zip(events, raws, strict=True):
-        event_id = event.id.encode()
-        session = event.session_id.encode()
-        if (
-            not 0 < len(event_id) <= MAX_ID_BYTES
-            or not event.source
-            or not event.ts > 0
-            or len(session) > MAX_SESSION_BYTES
-            or b"\x00" in session
-        ):
-            _refuse_fields(len(out), event, raw)
-        out.append(Prepared(event_id, session, topics[type(event)], bytes(raw)))
-    return out
-
-
-_TOPIC_BYTES = {cls: tag.encode() for tag, cls in EVENT_TYPES.items()}
-
-
-def _refuse_fields(i: int, event: Event, raw: msgspec.Raw) -> None:
-    """Raise the ``invalid_event`` error that says which envelope field is wrong."""
-    if not 0 < len(event.id.encode()) <= MAX_ID_BYTES:
-        problem = f"`id` must be 1-{MAX_ID_BYTES} bytes of UTF-8"
-    elif not event.source:
-        problem = "`source` is empty"
-    elif not event.ts > 0:
-        problem = "`ts` must be > 0 (Unix seconds)"
-    else:
-        problem = f"`session_id` must be at most {MAX_SESSION_BYTES} bytes, without NUL"
-    raise DecodeError(P.E_INVALID_EVENT, f"event {i}: {problem}", i, bytes(raw))
-
-
-_MALFORMED = (msgspec.DecodeError, UnicodeDecodeError, RecursionError, ValueError)
-
-
-def _first_malformed(payload: bytes) -> tuple[int, bytes]:
-    """Return (index, bytes) of the first malformed element of a list, or (-1, b"")."""
-    try:
-        raws = CODEC.split_batch(payload)
-    except (*_MALFORMED, msgspec.ValidationError):
-        return -1, b""
-    for i, raw in enumerate(raws):
-        try:
-            msgspec.msgpack.decode(raw)
-        except _MALFORMED:
-            return i, bytes(raw)
-    return -1, b""
-
-
-def _decode_one(i: int, raw: msgspec.Raw) -> Event:
-    """Decode event ``i`` alone, to report which event of a batch is invalid and why."""
-    try:
-        return CODEC.decode_event(raw)
-    except msgspec.ValidationError as e:
-        text = str(e)
-        unknown = ("`$.type`" in text or "field `type`" in text) and not text.startswith(
-            "Expected `object`"
-        )
-        code = P.E_UNKNOWN_TYPE if unknown else P.E_INVALID_EVENT
-        raise DecodeError(code, f"event {i}: {text}", i, bytes(raw)) from e
-    except (msgspec.DecodeError, UnicodeDecodeError) as e:
-        raise DecodeError(P.E_NOT_MSGPACK, f"event {i}: {e}", i, bytes(raw)) from e
 
 
 class Journal:

@@ -17,10 +17,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ap_actors import protocol as P
-from ap_actors.actors.journal import validate_batch
 from ap_actors.errors import DecodeError
 from ap_actors.eventlog import EventLog
 from ap_actors.events import CODEC, EVENT_TYPES, Event, PlanApproved
+from ap_actors.ingest import validate_batch
 
 MAX_EVENTS = 100
 MAX_BYTES = 64 * 1024
