@@ -25,6 +25,7 @@ from ap_actors.config import Config, eventlog_dir, load_config, resolve_state_di
 from ap_actors.errors import EXIT_INTERNAL, EXIT_OK, ApError, ConfigError, StartupError
 from ap_actors.eventlog import EventLog
 from ap_actors.events import EventType, Record, record_to_json_dict, topic_of
+from ap_actors.logs import setup_logging
 from ap_actors.mesh import MeshInfo, pid_alive, read_mesh, remove_mesh
 from ap_actors.process import signal_ready, spawn_with_ready
 from ap_actors.supervisor import Supervisor, ensure_no_mesh, read_status
@@ -60,6 +61,10 @@ def _describe(mesh: MeshInfo, state_dir: Path) -> str:
 async def _run_supervisor(
     config: Config, state_dir: Path, config_path: str | None, ready_fd: int | None
 ) -> int:
+    # Detached, stderr already is logs/supervisor.log; in a terminal, keep it readable.
+    setup_logging(
+        "supervisor", path=None if ready_fd is not None else state_dir / "logs" / "supervisor.log"
+    )
     supervisor = Supervisor(config, state_dir, config_path)
     try:
         mesh = await supervisor.start()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -43,9 +44,18 @@ class JsonFormatter(logging.Formatter):
         return super().formatException(ei)
 
 
-def setup_logging(actor: str, level: int = logging.INFO) -> None:
-    """Send this process's logs to stderr as JSON lines tagged with ``actor``."""
-    handler = logging.StreamHandler(sys.stderr)
+def setup_logging(actor: str, level: int = logging.INFO, path: Path | None = None) -> None:
+    """Send this process's logs as JSON lines tagged with ``actor``.
+
+    Args:
+        path: append to this file instead of stderr (created with its folder).
+    """
+    handler: logging.Handler
+    if path is None:
+        handler = logging.StreamHandler(sys.stderr)
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(path, encoding="utf-8")
     handler.setFormatter(JsonFormatter(actor))
     root = logging.getLogger()
     root.handlers[:] = [handler]

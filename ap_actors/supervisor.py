@@ -333,6 +333,13 @@ class Supervisor:
         for child in self.children:
             child.watcher = asyncio.create_task(self._watch(child))
         self._write_status()
+        log.info(
+            "mesh up",
+            extra={
+                "mesh": msgspec.to_builtins(self.mesh),
+                "actors": [c.name for c in self.children],
+            },
+        )
         return self.mesh
 
     async def wait(self) -> int:
@@ -374,6 +381,7 @@ class Supervisor:
                 await self._stop_child(child)
         self._write_status()
         remove_mesh(self.state_dir)
+        log.info("mesh stopped", extra={"state_dir": str(self.state_dir)})
 
 
 async def _wait_briefly(proc: asyncio.subprocess.Process) -> int | None:
