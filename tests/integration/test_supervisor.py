@@ -304,3 +304,38 @@ def test_ap_up_in_the_foreground_stops_everything_on_ctrl_c(
     # The supervisor waited for its actors before exiting: none is left.
     assert not [p for p in pids[1:] if _running(p)]
     assert not (mesh.state_dir / "mesh.json").exists()
+
+
+def test_ap_emit_reads_events_from_stdin_and_every_command_honours_ap_state_dir(
+    mesh_factory: Any,
+) -> None:
+    mesh = mesh_factory()
+    mesh.up()
+    env = {**_env(), "AP_STATE_DIR": str(mesh.state_dir)}
+    lines = "\n".join(
+        json.dumps({"type": "worker_activity", "worker_id": f"w{n}", "session_id": "s1"})
+        for n in range(3)
+    )
+    emitted = subprocess.run(
+        [*AP, "emit", "-", "--source", "script"],
+        input=lines,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=True,
+    )
+    seqs = [int(x) for x in emitted.stdout.split()]
+    assert len(seqs) == 3 and seqs == sorted(seqs)
+    history = subprocess.run(
+        [*AP, "tail", "--no-follow", "--json", "--session", "s1"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=True,
+    )
+    records = [json.loads(line) for line in history.stdout.splitlines()]
+    assert [(r["seq"], r["worker_id"], r["source"]) for r in records] == [
+        (seq, f"w{n}", "script") for n, seq in enumerate(seqs)
+    ]
