@@ -36,6 +36,19 @@ class _ReplayTimeout(Exception):
     """A replay request got no answer in time."""
 
 
+def _decode(seq: int, data: bytes) -> Record | None:
+    """Decode a record; None (and a warning) for one this version cannot read.
+
+    A newer mesh may hold event types or field types this version does not know: the
+    stream skips them instead of stopping.
+    """
+    try:
+        return CODEC.decode_record(data)
+    except (msgspec.DecodeError, msgspec.ValidationError) as e:
+        log.warning("record %d skipped, this version cannot decode it: %s", seq, e)
+        return None
+
+
 class Subscriber:
     """A catch-up subscription: every matching record after ``since``, then live, in order.
 
@@ -205,17 +218,11 @@ class Subscriber:
                         yield record
                     if seq <= self._covered:
                         continue
-                try:
-                    record = CODEC.decode_record(frames[2])
-                except (msgspec.DecodeError, msgspec.ValidationError) as e:
-                    # A record this version cannot decode: skip it, never stop the stream.
-                    log.warning("undecodable record %d skipped: %s", seq, e)
-                    self._covered = seq
-                    continue
+                live = _decode(seq, frames[2])
                 self._covered = seq
-                if self._matches(record):
+                if live is not None and self._matches(live):
                     self.last_seq = seq
-                    yield record
+                    yield live
         finally:
             await self.close()
 
@@ -244,9 +251,11 @@ class Subscriber:
                 self._covered, until=until, topics=self.topics, session_id=self.session_id
             )
             for n, (seq, data) in enumerate(records, 1):
-                record = CODEC.decode_record(data)
-                self._covered = self.last_seq = seq
-                yield record
+                record = _decode(seq, data)
+                self._covered = seq
+                if record is not None:
+                    self.last_seq = seq
+                    yield record
                 if n % 1024 == 0:
                     await asyncio.sleep(0)  # let the loop breathe during long histories
             self._covered = max(self._covered, until)
@@ -259,6 +268,8 @@ class Subscriber:
                     if self._matches(item):
                         self.last_seq = item.seq
                         yield item
+                elif item[1] < 0:  # a record this version cannot decode
+                    self._covered = item[0]
                 else:
                     covered, last = item
             self._covered = max(self._covered, covered)
@@ -327,7 +338,8 @@ class Subscriber:
                     continue
                 kind = frames[0]
                 if kind == P.RECORD:
-                    yield CODEC.decode_record(frames[2])
+                    seq = P.unpack_seq(frames[1])
+                    yield _decode(seq, frames[2]) or (seq, -1)
                 elif kind == P.END:
                     covered = P.unpack_seq(frames[1])
                     last = P.unpack_seq(frames[2]) if len(frames) > 2 else covered

@@ -9,7 +9,9 @@ from typing import Any
 import pytest
 
 from ap_actors.bus import Emitter, Subscriber
-from ap_actors.events import Record, WorkerActivity, WorkerError
+from ap_actors.config import eventlog_dir
+from ap_actors.eventlog import EventLog, Prepared
+from ap_actors.events import CODEC, Record, WorkerActivity, WorkerError
 from tests.integration.conftest import FREE_PORTS, JournalProcess, start_journal
 
 
@@ -140,3 +142,34 @@ async def test_a_subscriber_survives_a_journal_restart_and_misses_nothing(
     finally:
         j2.proc.terminate()
         j2.proc.wait(timeout=20)
+
+
+@pytest.mark.parametrize("source", ["log", "replay"])
+async def test_a_record_this_version_cannot_decode_is_skipped_and_the_stream_goes_on(
+    tmp_path: Path, source: str, closing: list[Any]
+) -> None:
+    # As written by a newer mesh: an event type this version does not know, between two
+    # it knows. Appended behind the journal's validation, straight into the log.
+    state = tmp_path / "state"
+    newer = {"type": "worker_dreamed", "id": "n1", "ts": 1.0, "source": "future", "x": 1}
+    known = [WorkerActivity(id=f"k{i}", worker_id="w", ts=1.0, source="t") for i in (1, 2)]
+    items = [
+        Prepared(b"k1", b"", b"worker_activity", CODEC.encode(known[0])),
+        Prepared(b"n1", b"", b"worker_dreamed", CODEC.encode(newer)),
+        Prepared(b"k2", b"", b"worker_activity", CODEC.encode(known[1])),
+    ]
+    with EventLog(eventlog_dir(state)) as log:
+        assert log.append_prepared(items)[0] == [1, 2, 3]
+    j = start_journal(state)
+    try:
+        emitter = Emitter(j.ingest, source="test")
+        closing.append(emitter)
+        sub = _subscriber(j, source)
+        stream = aiter(sub)
+        assert [(await anext(stream)).event.id for _ in range(2)] == ["k1", "k2"]
+        await emitter.emit(WorkerActivity(id="live", worker_id="w"))
+        assert (await anext(stream)).event.id == "live"
+        await stream.aclose()
+    finally:
+        j.proc.terminate()
+        j.proc.wait(timeout=20)
