@@ -4,6 +4,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 AP := $(VENV)/bin/ap
 STAMP := $(VENV)/.installed-stamp
+# `make up` uses ./ap.toml when there is one (or CONFIG=path), else the embedded defaults.
+CONFIG ?= $(wildcard ap.toml)
 
 .PHONY: up down status test lint format bench install clean
 
@@ -18,7 +20,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 up: $(STAMP)
-	$(AP) up --detach
+	$(AP) up --detach $(if $(CONFIG),--config $(CONFIG))
 
 down: $(STAMP)
 	$(AP) down
