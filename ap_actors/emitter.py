@@ -127,6 +127,9 @@ class Emitter:
         self._closed = False
         self._storage_failures = 0  # consecutive storage_error replies: the back-off
         self._progress_at = 0.0  # monotonic time of the last reply
+        # Held while batches go out, so sends always follow the in-flight order that
+        # replies are matched against (the send loop and a resend never interleave).
+        self._sending = asyncio.Lock()
 
     @classmethod
     def connect(
@@ -244,11 +247,12 @@ class Emitter:
         while True:
             if self._storage_failures:  # the journal's disk refused: give it time
                 await asyncio.sleep(min(0.05 * 2**self._storage_failures, 2.0))
-            while self._queue and len(self._in_flight) < self.max_in_flight:
-                batch = self._take_batch()
-                self._in_flight.append(batch)
-                await self._transmit(batch)
-                self._replies_due.set()
+            async with self._sending:
+                while self._queue and len(self._in_flight) < self.max_in_flight:
+                    batch = self._take_batch()
+                    self._in_flight.append(batch)
+                    await self._transmit(batch)
+                    self._replies_due.set()
             self._wakeup.clear()
             await self._wakeup.wait()
 
@@ -263,11 +267,10 @@ class Emitter:
                 # The journal answers in order: time out when the oldest batch has waited
                 # ack_timeout and no reply at all came meanwhile (a batch queued behind
                 # a slow group commit is not late yet).
-                since = max(self._in_flight[0].sent_at, self._progress_at)
-                wait_s = since + self.ack_timeout - time.monotonic()
+                wait_s = self._deadline() - time.monotonic()
                 if wait_s > 0 and await sock.poll(max(int(wait_s * 1000), 1)):
                     await self._read_replies(sock)
-                elif time.monotonic() >= since + self.ack_timeout:
+                elif time.monotonic() >= self._deadline():
                     await self._resend_all()
         except asyncio.CancelledError:
             raise
@@ -279,6 +282,10 @@ class Emitter:
             self._fail(self._queue, error)
             self._in_flight.clear()
             self._queue.clear()
+
+    def _deadline(self) -> float:
+        """Monotonic time at which the oldest batch in flight counts as unanswered."""
+        return max(self._in_flight[0].sent_at, self._progress_at) + self.ack_timeout
 
     async def _read_replies(self, sock: zmq.asyncio.Socket) -> None:
         while self._in_flight:
@@ -295,6 +302,11 @@ class Emitter:
 
     async def _resend_all(self) -> None:
         """Lazy Pirate: drop the socket (and late replies with it), resend what is due."""
+        async with self._sending:
+            if self._in_flight and time.monotonic() >= self._deadline():  # still late?
+                await self._resend_in_order()
+
+    async def _resend_in_order(self) -> None:
         self.resends += 1
         oldest = self._in_flight[0]
         log.warning(
