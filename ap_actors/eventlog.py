@@ -50,6 +50,17 @@ _RECORD_TIME = b"\xabappended_at\xcb"  # "appended_at", float64 follows
 _RECORD_EVENT = b"\xa5event"  # "event", the event map follows
 
 
+def _record_middle(appended_at: float) -> bytes:
+    """The fixed bytes of a record between its seq and its event.
+
+    A record is the msgpack map ``{"seq", "appended_at", "event"}`` with the event's bytes
+    spliced in as received: ``_RECORD_HEAD + seq (8 bytes) + middle + event``. It is what
+    encoding a :class:`~ap_actors.events.RawRecord` gives, save the int width, without
+    building a struct and encoding it per event.
+    """
+    return _RECORD_TIME + _FLOAT64.pack(appended_at) + _RECORD_EVENT
+
+
 class Snapshot(msgspec.Struct, frozen=True):
     """A folded state saved at ``seq``: rebuild = snapshot + the events after ``seq``.
 
@@ -283,51 +294,97 @@ class EventLog:
     def _append_txn(
         self, items: Sequence[Prepared], appended_at: float
     ) -> tuple[list[int], list[Appended]]:
-        seqs: list[int] = []
-        appended: list[Appended] = []
-        # A record is the msgpack map {"seq", "appended_at", "event"} with the event's
-        # bytes spliced in as received; its fixed parts are built once per transaction
-        # (seq as uint64 0xcf, appended_at as float64 0xcb): what encoding a RawRecord
-        # gives, save the int width, without building a struct and encoding it per event.
-        head = _RECORD_HEAD
-        middle = _RECORD_TIME + _FLOAT64.pack(appended_at) + _RECORD_EVENT
-        pack = _SEQ.pack
-        session_rows: list[tuple[bytes, bytes]] = []
-        new_ids: dict[bytes, int] = {}  # ids appended by this batch (repeats inside it)
-        with self._env.begin(write=True) as txn:
+        txn = self._env.begin(write=True)
+        try:
             # Read the last seq inside the write transaction: it is the truth even if
             # another handle on this environment appended meanwhile.
-            events_cur = txn.cursor(db=self._events)
-            first = last = unpack_seq(events_cur.key()) if events_cur.last() else 0
-            get, ids = txn.get, self._ids
-            for item in items:
-                event_id = item.id
-                found = new_ids.get(event_id)
-                if found is None:
-                    stored = get(event_id, db=ids)
-                    if stored is not None:
-                        found = unpack_seq(stored)
-                if found is not None:
-                    seqs.append(found)
-                    continue
-                last += 1
-                key = pack(last)
-                new_ids[event_id] = last
-                record = head + key + middle + item.raw
-                if item.session_id:
-                    session_rows.append((item.session_id + b"\x00" + key, b""))
-                seqs.append(last)
-                appended.append((last, item.topic, record, key))
-            if appended:
-                # One putmulti per table: a third cheaper than a put per key.
-                event_rows = [(key, record) for _, _, record, key in appended]
-                _, added = events_cur.putmulti(event_rows, overwrite=False, append=True)
-                if added != len(event_rows):
-                    raise EventLogError(f"seqs after {first} already exist in {self.path}")
-                txn.cursor(db=ids).putmulti([(i, pack(s)) for i, s in new_ids.items()])
-                if session_rows:
-                    txn.cursor(db=self._sessions).putmulti(session_rows)
+            cur = txn.cursor(db=self._events)
+            last = unpack_seq(cur.key()) if cur.last() else 0
+            result = self._append_new(txn, items, last, appended_at)
+            if result is None:  # some id is known already: start over, id by id
+                txn.abort()
+                txn = self._env.begin(write=True)
+                result = self._append_checked(txn, items, last, appended_at)
+            txn.commit()
+        except BaseException:
+            txn.abort()
+            raise
+        return result
+
+    def _append_new(
+        self, txn: Any, items: Sequence[Prepared], last: int, appended_at: float
+    ) -> tuple[list[int], list[Appended]] | None:
+        """Append assuming every id is new (the common case); None if one is not.
+
+        The id index is written first with ``overwrite=False``: if it added fewer keys
+        than there are events, an id was stored already or repeats in the batch, and
+        the caller aborts this transaction.
+        """
+        pack = _SEQ.pack
+        keys = [pack(seq) for seq in range(last + 1, last + 1 + len(items))]
+        _, added = txn.cursor(db=self._ids).putmulti(
+            [(item.id, key) for item, key in zip(items, keys, strict=True)], overwrite=False
+        )
+        if added != len(items):
+            return None
+        middle = _record_middle(appended_at)
+        appended: list[Appended] = [
+            (last + 1 + i, item.topic, b"".join((_RECORD_HEAD, key, middle, item.raw)), key)
+            for i, (item, key) in enumerate(zip(items, keys, strict=True))
+        ]
+        self._put_records(txn, appended, items, last)
+        return list(range(last + 1, last + 1 + len(items))), appended
+
+    def _append_checked(
+        self, txn: Any, items: Sequence[Prepared], last: int, appended_at: float
+    ) -> tuple[list[int], list[Appended]]:
+        """Append the events whose id is new; give the others their original seq."""
+        pack = _SEQ.pack
+        middle = _record_middle(appended_at)
+        seqs: list[int] = []
+        appended: list[Appended] = []
+        fresh: list[Prepared] = []
+        new_ids: dict[bytes, int] = {}  # ids appended by this batch (repeats inside it)
+        get, ids = txn.get, self._ids
+        first = last
+        for item in items:
+            found = new_ids.get(item.id)
+            if found is None:
+                stored = get(item.id, db=ids)
+                if stored is not None:
+                    found = unpack_seq(stored)
+            if found is not None:
+                seqs.append(found)
+                continue
+            last += 1
+            key = pack(last)
+            new_ids[item.id] = last
+            seqs.append(last)
+            fresh.append(item)
+            appended.append(
+                (last, item.topic, b"".join((_RECORD_HEAD, key, middle, item.raw)), key)
+            )
+        if appended:
+            txn.cursor(db=ids).putmulti([(i, pack(s)) for i, s in new_ids.items()])
+            self._put_records(txn, appended, fresh, first)
         return seqs, appended
+
+    def _put_records(
+        self, txn: Any, appended: list[Appended], items: Sequence[Prepared], first: int
+    ) -> None:
+        """Write the records and the session index rows (one putmulti per table)."""
+        _, added = txn.cursor(db=self._events).putmulti(
+            [(key, record) for _, _, record, key in appended], overwrite=False, append=True
+        )
+        if added != len(appended):
+            raise EventLogError(f"seqs after {first} already exist in {self.path}")
+        sessions = [
+            (item.session_id + b"\x00" + key, b"")
+            for item, (_, _, _, key) in zip(items, appended, strict=True)
+            if item.session_id
+        ]
+        if sessions:
+            txn.cursor(db=self._sessions).putmulti(sessions)
 
     # --- reading --------------------------------------------------------------------
 
