@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import fcntl
 import os
 import signal
 import subprocess
@@ -19,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+
+from ap_actors.errors import StartupError
 
 _PR_SET_PDEATHSIG = 1
 
@@ -81,3 +84,27 @@ def spawn_with_ready(
         os.close(write_fd)
     with os.fdopen(read_fd, "rb") as ready:
         return proc, ready.readline()
+
+
+def hold_lock(path: Path, what: str) -> int:
+    """Take an exclusive ``flock`` on ``path`` for the life of this process.
+
+    The kernel releases it when the process exits, however it exits (also ``kill -9``).
+
+    Returns:
+        The file descriptor that holds the lock (keep it open).
+
+    Raises:
+        StartupError: another live process holds it; ``what`` names the holder.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
+        os.close(fd)
+        raise StartupError(f"{what} (pid {holder}) already holds {path}") from None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    return fd

@@ -39,6 +39,7 @@ from ap_actors.config import Config, eventlog_dir
 from ap_actors.errors import EXIT_STARTUP, MeshNotRunningError, MeshRunningError, StartupError
 from ap_actors.events import ActorExited, ActorStarted, Event
 from ap_actors.mesh import MeshInfo, read_mesh, remove_mesh, write_atomic, write_mesh
+from ap_actors.process import hold_lock
 
 log = logging.getLogger("ap_actors.supervisor")
 
@@ -299,7 +300,13 @@ class Supervisor:
             StartupError: an actor failed to start (everything started is stopped again).
         """
         ensure_no_mesh(self.state_dir)
-        self.state_dir.mkdir(parents=True, exist_ok=True)
+        # Two `ap up` racing on one state directory: the second stops here.
+        try:
+            self._lock = hold_lock(self.state_dir / "supervisor.lock", "another supervisor")
+        except StartupError as e:
+            raise MeshRunningError(
+                f"{e}; a mesh is starting or running in this state dir"
+            ) from None
         mesh_cfg = self.config.mesh
         journal = _Child(
             "journal",

@@ -38,7 +38,7 @@ from ap_actors.eventlog import Appended, EventLog, Prepared
 from ap_actors.events import CODEC
 from ap_actors.ingest import validate_batch
 from ap_actors.logs import setup_logging
-from ap_actors.process import die_with_parent, signal_ready
+from ap_actors.process import die_with_parent, hold_lock, signal_ready
 
 log = logging.getLogger("ap_actors.journal")
 
@@ -310,6 +310,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         config: Config = load_config(args.config)
         state_dir = resolve_state_dir(args.state_dir)
         state_dir.mkdir(parents=True, exist_ok=True)
+        # One writer: a second journal on this log refuses to start.
+        hold_lock(state_dir / "journal.lock", "another journal writing this event log")
         elog = EventLog(
             eventlog_dir(state_dir),
             durability=config.eventlog.durability,

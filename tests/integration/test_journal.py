@@ -198,3 +198,10 @@ async def test_replies_to_pipelined_batches_come_back_in_order_when_one_is_refus
     assert results[2:] == [2, 3]
     with EventLog(journal.log, readonly=True) as log:
         assert [r.event.error for r in log.read()] == ["first", "third", "fourth"]
+
+
+def test_a_second_journal_on_the_same_log_refuses_to_start(journal: JournalProcess) -> None:
+    with pytest.raises(RuntimeError, match="another journal writing this event log") as caught:
+        start_journal(journal.state_dir)
+    assert f"pid {journal.proc.pid}" in str(caught.value)
+    assert journal.proc.poll() is None  # the first one is untouched

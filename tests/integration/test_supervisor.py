@@ -339,3 +339,20 @@ def test_ap_emit_reads_events_from_stdin_and_every_command_honours_ap_state_dir(
     assert [(r["seq"], r["worker_id"], r["source"]) for r in records] == [
         (seq, f"w{n}", "script") for n, seq in enumerate(seqs)
     ]
+
+
+def test_two_ap_up_racing_on_one_state_dir_start_one_mesh(mesh_factory: Any) -> None:
+    mesh = mesh_factory()
+    argv = [*AP, "up", "--detach", "--config", str(mesh.config), "--state-dir", str(mesh.state_dir)]
+    racers = [
+        subprocess.Popen(
+            argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env()
+        )
+        for _ in range(2)
+    ]
+    results = [(p.wait(timeout=60), *p.communicate()) for p in racers]
+    codes = sorted(code for code, _, _ in results)
+    assert codes == [0, 5], results
+    loser = next(err for code, _, err in results if code == 5)
+    assert "already" in loser and "Traceback" not in loser
+    assert [a["name"] for a in mesh.status()["actors"]] == ["journal"]
