@@ -32,7 +32,7 @@ import msgspec
 
 from ap_actors.errors import EventLogError
 from ap_actors.events import CODEC, Event, Record, topic_of
-from ap_actors.protocol import pack_seq, unpack_seq
+from ap_actors.protocol import SEQ, pack_seq, unpack_seq
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,6 @@ DEFAULT_MAP_SIZE = 64 * 1024 * 1024  # bytes; doubled whenever it fills up
 MAX_READERS = 1024
 _CHUNK = 1024  # records read per read transaction, so no reader pins old pages for long
 _DB_NAMES = (b"events", b"ids", b"sessions", b"snapshots")
-_SEQ = struct.Struct(">Q")
 _FLOAT64 = struct.Struct(">d")
 _RECORD_HEAD = b"\x83\xa3seq\xcf"  # fixmap(3), "seq", uint64 follows
 _RECORD_TIME = b"\xabappended_at\xcb"  # "appended_at", float64 follows
@@ -163,8 +162,9 @@ def _close_env(path: Path) -> None:
             del _ENVS[key]
 
 
-def _session_key(session_id: bytes, seq: int) -> bytes:
-    return session_id + b"\x00" + pack_seq(seq)
+def _session_key(session_id: bytes, key: bytes) -> bytes:
+    """The per-session index key: session id, NUL, seq as 8 bytes (``key``)."""
+    return session_id + b"\x00" + key
 
 
 class EventLog:
@@ -320,7 +320,7 @@ class EventLog:
         than there are events, an id was stored already or repeats in the batch, and
         the caller aborts this transaction.
         """
-        pack = _SEQ.pack
+        pack = SEQ.pack
         keys = [pack(seq) for seq in range(last + 1, last + 1 + len(items))]
         _, added = txn.cursor(db=self._ids).putmulti(
             [(item.id, key) for item, key in zip(items, keys, strict=True)], overwrite=False
@@ -339,7 +339,7 @@ class EventLog:
         self, txn: Any, items: Sequence[Prepared], last: int, appended_at: float
     ) -> tuple[list[int], list[Appended]]:
         """Append the events whose id is new; give the others their original seq."""
-        pack = _SEQ.pack
+        pack = SEQ.pack
         middle = _record_middle(appended_at)
         seqs: list[int] = []
         appended: list[Appended] = []
@@ -379,7 +379,7 @@ class EventLog:
         if added != len(appended):
             raise EventLogError(f"seqs after {first} already exist in {self.path}")
         sessions = [
-            (item.session_id + b"\x00" + key, b"")
+            (_session_key(item.session_id, key), b"")
             for item, (_, _, _, key) in zip(items, appended, strict=True)
             if item.session_id
         ]
@@ -485,7 +485,7 @@ class EventLog:
             chunk: list[tuple[int, bytes]] = []
             with self._shared.lock, self._begin() as txn:
                 cur = txn.cursor(db=self._sessions)
-                if cur.set_range(_session_key(session, pos + 1)):
+                if cur.set_range(_session_key(session, pack_seq(pos + 1))):
                     for key in cur.iternext(keys=True, values=False):
                         if not key.startswith(prefix) or len(key) != len(prefix) + 8:
                             break

@@ -51,12 +51,13 @@ DEFAULT_MAX_BATCH_BYTES = 16 * 1024 * 1024
 DEFAULT_REPLAY_LIMIT = 10_000
 MAX_REPLAY_LIMIT = 100_000
 
-_SEQ = struct.Struct(">Q")
+SEQ = struct.Struct(">Q")
+"""The seq frame's format: 8 bytes, big-endian unsigned (also the log's key format)."""
 
 
 def pack_seq(seq: int) -> bytes:
     """Return ``seq`` as 8 bytes, big-endian unsigned (the bus and replay seq frame)."""
-    return _SEQ.pack(seq)
+    return SEQ.pack(seq)
 
 
 def unpack_seq(data: bytes) -> int:
@@ -65,4 +66,4 @@ def unpack_seq(data: bytes) -> int:
     Raises:
         struct.error: ``data`` is not 8 bytes.
     """
-    return int(_SEQ.unpack(data)[0])
+    return int(SEQ.unpack(data)[0])
