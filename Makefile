@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 # `make up` uses ./ap.toml when there is one (or CONFIG=path), else the embedded defaults.
 CONFIG ?= $(wildcard ap.toml)
 
-.PHONY: up down status test lint format bench install clean
+.PHONY: up down status test lint format bench demo install clean
 
 # Create the virtual environment and install the package with its dev extra whenever
 # pyproject.toml changes.
@@ -42,6 +42,10 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) scripts/bench.py
+
+# A whole session on a real package downloaded from PyPI (scripts/demo.py).
+demo: $(STAMP)
+	$(PY) scripts/demo.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -24,10 +24,22 @@ Shape of ``ap.toml`` (all tables optional)::
     backoff_max_s = 5.0
     stop_timeout_s = 10.0       # SIGTERM -> SIGKILL grace per actor at shutdown
 
+    [pipeline]
+    enabled = true              # run the AP pipeline actors: planner, scope_validator,
+                                # scheduler, reporter, and a worker and a log_monitor per
+                                # worker of the team; false = the runtime only
+    team = "team.toml"          # the team file (ap_actors/team.py), relative to this
+                                # file; `ap up --team` overrides; none = no workers
+
     [actors.NAME]               # one table per actor process
     class = "package.module:ClassName"
     enabled = true
     options = { ... }           # passed to the actor as its `options`
+
+A pipeline actor's table (``[actors.planner]``, ``[actors.scheduler]`` ...) may leave out
+``class`` to keep the built-in one and set only ``enabled`` or ``options``.
+``<state dir>/mesh-config.json`` holds the effective config of a running mesh (defaults,
+the file, the team's actors); the actor processes read that one.
 """
 
 from __future__ import annotations
@@ -68,8 +80,13 @@ class SupervisorConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     stop_timeout_s: float = 10.0
 
 
+class PipelineConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    enabled: bool = True  # Run the AP pipeline actors (see the module docstring).
+    team: str | None = None  # Team file; relative paths are relative to the config file.
+
+
 class ActorConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, rename={"cls": "class"}):
-    cls: str  # "package.module:ClassName"
+    cls: str = ""  # "package.module:ClassName"; "" = the built-in class of that name
     enabled: bool = True
     options: dict[str, Any] = {}
 
@@ -80,6 +97,7 @@ class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     mesh: MeshConfig = MeshConfig()
     eventlog: EventLogConfig = EventLogConfig()
     supervisor: SupervisorConfig = SupervisorConfig()
+    pipeline: PipelineConfig = PipelineConfig()
     actors: dict[str, ActorConfig] = {}
 
     def enabled_actors(self) -> dict[str, ActorConfig]:
@@ -87,8 +105,14 @@ class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         return {name: a for name, a in self.actors.items() if a.enabled}
 
 
-DEFAULT_ACTORS: dict[str, ActorConfig] = {}
-"""Actors that run with no ap.toml. The journal always runs and is not listed here."""
+PIPELINE_ACTORS: dict[str, ActorConfig] = {
+    "planner": ActorConfig(cls="ap_actors.actors.planner:Planner"),
+    "scope_validator": ActorConfig(cls="ap_actors.actors.scope_validator:ScopeValidator"),
+    "scheduler": ActorConfig(cls="ap_actors.actors.scheduler:Scheduler"),
+    "reporter": ActorConfig(cls="ap_actors.actors.reporter:Reporter"),
+}
+"""The pipeline's actors, run unless ``[pipeline] enabled = false``. The journal always
+runs and is not listed; workers and log monitors come from the team."""
 
 
 def load_config(path: str | os.PathLike[str] | None) -> Config:
@@ -100,7 +124,7 @@ def load_config(path: str | os.PathLike[str] | None) -> Config:
             ``$.supervisor.max_restarts``).
     """
     if path is None:
-        return Config(actors=dict(DEFAULT_ACTORS))
+        return _with_pipeline(Config())
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
@@ -108,6 +132,11 @@ def load_config(path: str | os.PathLike[str] | None) -> Config:
         raise ConfigError(f"config file {p} does not exist; pass an existing --config") from None
     except OSError as e:
         raise ConfigError(f"cannot read config file {p}: {e.strerror}") from e
+    if p.suffix == ".json":  # an effective config written by the supervisor
+        try:
+            return msgspec.json.decode(text, type=Config)
+        except (msgspec.DecodeError, msgspec.ValidationError) as e:
+            raise ConfigError(f"{p}: {e}") from e
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
@@ -116,8 +145,27 @@ def load_config(path: str | os.PathLike[str] | None) -> Config:
         config = msgspec.convert(data, Config)
     except msgspec.ValidationError as e:
         raise ConfigError(f"{p}: {e}") from e
+    if config.pipeline.team and not Path(config.pipeline.team).expanduser().is_absolute():
+        team = str((p.parent / config.pipeline.team).absolute())
+        config = msgspec.structs.replace(
+            config, pipeline=msgspec.structs.replace(config.pipeline, team=team)
+        )
+    config = _with_pipeline(config)
     _check(config, p)
     return config
+
+
+def _with_pipeline(config: Config) -> Config:
+    """Add the pipeline actors (unless disabled); a file's table overrides a default."""
+    if not config.pipeline.enabled:
+        return config
+    actors = dict(PIPELINE_ACTORS)
+    for name, actor in config.actors.items():
+        default = actors.get(name)
+        if default is not None and not actor.cls:
+            actor = msgspec.structs.replace(actor, cls=default.cls)
+        actors[name] = actor
+    return msgspec.structs.replace(config, actors=actors)
 
 
 def _check(config: Config, path: Path) -> None:

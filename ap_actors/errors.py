@@ -18,6 +18,7 @@ EXIT_MESH_RUNNING = 5  # `ap up` found a mesh already running in the state direc
 EXIT_EVENTLOG = 6  # The event log cannot be opened, read or written.
 EXIT_STARTUP = 7  # An actor failed to start (e.g. an endpoint's address is in use).
 EXIT_REJECTED = 8  # The journal rejected an event (`ap emit`).
+EXIT_SESSION_ENDED = 9  # `ap submit --wait`: the session failed or was cancelled.
 
 
 class ApError(Exception):
@@ -109,4 +110,7 @@ class ScopeError(ApError):
 
 
 class AgentError(ApError):
-    """An agent CLI could not be run or its output could not be parsed."""
+    """An agent CLI could not be run or its output could not be parsed (a bad command
+    template in the team file is a configuration error)."""
+
+    exit_code = EXIT_CONFIG

@@ -31,7 +31,7 @@ def new_id() -> str:
     return ulid_transform.ulid_now()
 
 
-def derive_id(cause_id: str, actor: str, index: int) -> str:
+def derive_id(cause_id: str, actor: str, index: int | str) -> str:
     """Return the id of an actor's ``index``-th reaction to the event ``cause_id``.
 
     The same cause, actor and index always give the same id, so an actor that restarts
@@ -68,6 +68,7 @@ class Objective(msgspec.Struct, frozen=True, kw_only=True):
     worker: str = ""  # Worker id it is meant for; "" = any worker with the capabilities.
     depends_on: list[str] = []  # Objective ids that must complete first.
     command: str | None = None  # Optional command template overriding the worker's.
+    capabilities: list[str] = []  # Worker capabilities it needs; [] = any worker.
 
 
 class Contract(msgspec.Struct, frozen=True, kw_only=True):
@@ -130,6 +131,7 @@ class RequestSubmitted(Event, frozen=True, tag="request_submitted"):
     plan_file: str | None = None  # Owner's plan file, if any.
     auto_approve: bool = False  # Skip the approval gate.
     team: list[str] = []  # Worker ids available to this session.
+    resolve_conflicts: bool = False  # Let the scope validator move conflicting objectives.
 
 
 class AnalysisCompleted(Event, frozen=True, tag="analysis_completed"):
@@ -158,6 +160,8 @@ class ScopeValidated(Event, frozen=True, tag="scope_validated"):
     plan_id: str  # Id of the plan (unique within the session).
     valid: bool  # True when no two objectives of a wave can touch a common path.
     conflicts: list[ScopeConflict] = []  # Every overlap found, each with a witness path.
+    resolving: bool = False  # True when a plan_revised that resolves the conflicts follows.
+    reason: str = ""  # Why the plan is invalid beyond conflicts (bad pattern, cycle), if so.
 
 
 class PlanRevised(Event, frozen=True, tag="plan_revised"):
@@ -173,6 +177,13 @@ class PlanAwaitingApproval(Event, frozen=True, tag="plan_awaiting_approval"):
     """The scheduler waits for the owner to approve or reject the plan."""
 
     plan_id: str  # Id of the plan (unique within the session).
+
+
+class CancelRequested(Event, frozen=True, tag="cancel_requested"):
+    """The owner asked to cancel a session; the scheduler ends it."""
+
+    by: str = "owner"  # Who asked: "owner" or a user name.
+    reason: str = ""  # Why, in one line (shown to the owner).
 
 
 class PlanApproved(Event, frozen=True, tag="plan_approved"):
@@ -209,10 +220,21 @@ class WaveMerged(Event, frozen=True, tag="wave_merged"):
     commit: str = ""  # Commit id after the merge.
 
 
+class MergeConflicted(Event, frozen=True, tag="merge_conflicted"):
+    """Merging an objective branch into the session branch conflicted; the session fails."""
+
+    wave: int  # 1-based wave number.
+    objective_id: str  # The objective whose branch did not merge.
+    branch: str = ""  # The objective branch.
+    paths: list[str] = []  # Conflicting repository-relative paths.
+
+
 class ObjectiveAssigned(Event, frozen=True, tag="objective_assigned"):
     objective_id: str  # Id of the objective within the session's plan.
     worker_id: str  # Id of the worker from the team config.
     attempt: int = 1  # 1-based attempt number.
+    base: str = ""  # Commit the objective's worktree starts from (the session branch head).
+    timeout_s: float = 0.0  # Seconds the agent may run; 0 = no limit.
 
 
 class ObjectiveStarted(Event, frozen=True, tag="objective_started"):
@@ -220,6 +242,7 @@ class ObjectiveStarted(Event, frozen=True, tag="objective_started"):
     worker_id: str  # Id of the worker from the team config.
     attempt: int = 1  # 1-based attempt number of this objective.
     workdir: str = ""  # The objective's git worktree.
+    transcript: str = ""  # Path of the file the agent's raw output is written to.
 
 
 class WorkerStarted(Event, frozen=True, tag="worker_started"):
@@ -343,11 +366,13 @@ EventType: TypeAlias = (
     | ScopeValidated
     | PlanRevised
     | PlanAwaitingApproval
+    | CancelRequested
     | PlanApproved
     | PlanRejected
     | WaveStarted
     | WaveCompleted
     | WaveMerged
+    | MergeConflicted
     | ObjectiveAssigned
     | ObjectiveStarted
     | WorkerStarted

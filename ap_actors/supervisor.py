@@ -40,10 +40,12 @@ from ap_actors.errors import EXIT_STARTUP, MeshNotRunningError, MeshRunningError
 from ap_actors.events import ActorExited, ActorStarted, Event
 from ap_actors.mesh import MeshInfo, read_mesh, remove_mesh, write_atomic, write_mesh
 from ap_actors.process import hold_lock
+from ap_actors.team import Team, effective_config, write_team
 
 log = logging.getLogger("ap_actors.supervisor")
 
 STATUS_FILE = "supervisor.json"
+EFFECTIVE_CONFIG = "mesh-config.json"  # the config the actors run with (JSON)
 READY_TIMEOUT_S = 60.0  # an actor that is not ready after this long failed to start
 STABLE_AFTER_S = 10.0  # a run this long resets the back-off
 
@@ -112,11 +114,15 @@ class Supervisor:
     Args:
         config: the validated config.
         state_dir: the mesh's state directory (created if missing).
-        config_path: the config file, passed on to the actor processes (None = defaults).
+        config_path: the config file, passed on to the journal (None = defaults).
+        team: the team; its workers' actors are added to the config's.
     """
 
-    def __init__(self, config: Config, state_dir: Path, config_path: str | None) -> None:
-        self.config = config
+    def __init__(
+        self, config: Config, state_dir: Path, config_path: str | None, team: Team | None = None
+    ) -> None:
+        self.team = team or Team()
+        self.config = effective_config(config, self.team)
         self.state_dir = state_dir
         self.config_path = config_path
         self.logs_dir = state_dir / "logs"
@@ -134,8 +140,8 @@ class Supervisor:
     def _actor_argv(self, name: str) -> list[str]:
         argv = [sys.executable, "-m", "ap_actors.actor", "--name", name]
         argv += ["--state-dir", str(self.state_dir), "--parent-pid", str(os.getpid())]
-        if self.config_path:
-            argv += ["--config", str(self.config_path)]
+        # The effective config (defaults, the file, the team's actors), written at start.
+        argv += ["--config", str(self.state_dir / EFFECTIVE_CONFIG)]
         return argv
 
     def _journal_argv(self, ingest: str, bus: str, replay: str) -> list[str]:
@@ -327,6 +333,11 @@ class Supervisor:
                 log=str(eventlog_dir(self.state_dir)),
             )
             write_mesh(self.state_dir, self.mesh)
+            write_atomic(
+                self.state_dir / EFFECTIVE_CONFIG,
+                msgspec.json.format(msgspec.json.encode(self.config)) + b"\n",
+            )
+            write_team(self.state_dir, self.team)
             self.emitter = Emitter(self.mesh.ingest, source="supervisor")
             assert journal.proc is not None
             self._emit(ActorStarted(actor="journal", pid=journal.proc.pid, argv=journal.argv))

@@ -28,6 +28,9 @@ ingest = "{ANY_PORT}"
 bus = "{ANY_PORT}"
 replay = "{ANY_PORT}"
 
+[pipeline]
+enabled = false
+
 [actors.idle]
 class = "{actor_class}"
 """

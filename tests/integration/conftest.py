@@ -29,6 +29,9 @@ def _env() -> dict[str, str]:
 
 
 FREE_PORTS = """
+[pipeline]
+enabled = false
+
 [mesh]
 ingest = "tcp://127.0.0.1:*"
 bus = "tcp://127.0.0.1:*"

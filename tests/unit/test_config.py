@@ -12,10 +12,10 @@ from ap_actors.errors import EXIT_CONFIG, ConfigError
 
 def test_no_config_file_gives_the_embedded_defaults() -> None:
     config = load_config(None)
-    assert config == Config()
+    assert config.mesh == Config().mesh
     assert config.mesh.ingest == "tcp://127.0.0.1:5555"
     assert config.eventlog.durability == "fsync"
-    assert config.enabled_actors() == {}
+    assert list(config.enabled_actors()) == ["planner", "scope_validator", "scheduler", "reporter"]
 
 
 def test_a_config_file_overrides_only_what_it_names(tmp_path: Path) -> None:
@@ -25,12 +25,27 @@ def test_a_config_file_overrides_only_what_it_names(tmp_path: Path) -> None:
         "[supervisor]\nmax_restarts = 2\n"
         '[actors.a]\nclass = "pkg.mod:A"\noptions = { x = 1 }\n'
         '[actors.b]\nclass = "pkg.mod:B"\nenabled = false\n'
+        "[actors.reporter]\nenabled = false\n"
     )
     config = load_config(path)
     assert config.mesh.bus == "ipc:///tmp/bus" and config.mesh.ingest == "tcp://127.0.0.1:5555"
     assert config.supervisor.max_restarts == 2
-    assert list(config.enabled_actors()) == ["a"]
+    assert list(config.enabled_actors()) == ["planner", "scope_validator", "scheduler", "a"]
     assert config.actors["a"].options == {"x": 1}
+    assert config.actors["reporter"].cls == "ap_actors.actors.reporter:Reporter"
+
+
+def test_the_pipeline_can_be_turned_off_to_run_the_runtime_only(tmp_path: Path) -> None:
+    path = tmp_path / "ap.toml"
+    path.write_text('[pipeline]\nenabled = false\n[actors.a]\nclass = "pkg.mod:A"\n')
+    assert list(load_config(path).enabled_actors()) == ["a"]
+
+
+def test_a_relative_team_path_is_relative_to_the_config_file(tmp_path: Path) -> None:
+    path = tmp_path / "conf" / "ap.toml"
+    path.parent.mkdir()
+    path.write_text('[pipeline]\nteam = "team.toml"\n')
+    assert load_config(path).pipeline.team == str(tmp_path / "conf" / "team.toml")
 
 
 @pytest.mark.parametrize(

@@ -441,6 +441,7 @@ def test_record_to_json_dict_is_flat_with_seq_appended_at_type_and_fields() -> N
                 "worker": "",
                 "depends_on": [],
                 "command": None,
+                "capabilities": [],
             }
         ],
         "contracts": [],

@@ -1,10 +1,4 @@
-"""The ``ap`` command.
-
-``ap up`` / ``ap down`` / ``ap status`` / ``ap tail`` / ``ap emit``; every command takes
-``--state-dir`` (default ``$AP_STATE_DIR`` or ``.ap/``) and finds the mesh through
-``<state dir>/mesh.json``. A user's mistake prints one line ``ap: <what is wrong and
-how to fix it>`` on stderr and exits with the code of `errors.py` (README, "Exit codes").
-"""
+"""The mesh commands of ``ap``: ``up``, ``down``, ``status``, ``tail``, ``emit``."""
 
 from __future__ import annotations
 
@@ -12,23 +6,22 @@ import argparse
 import contextlib
 import sys
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import msgspec
 import uvloop
 
-from ap_actors import __version__
 from ap_actors.bus import Emitter, Subscriber
 from ap_actors.config import Config, eventlog_dir, load_config, resolve_state_dir
-from ap_actors.errors import EXIT_INTERNAL, EXIT_OK, ApError, ConfigError, StartupError
+from ap_actors.errors import EXIT_OK, ApError, ConfigError, StartupError
 from ap_actors.eventlog import EventLog
 from ap_actors.events import EventType, Record, record_to_json_dict, topic_of
 from ap_actors.logs import setup_logging
 from ap_actors.mesh import MeshInfo, pid_alive, read_mesh, remove_mesh
 from ap_actors.process import signal_ready, spawn_with_ready
 from ap_actors.supervisor import Supervisor, ensure_no_mesh, read_status
+from ap_actors.team import Team, resolve_team
 
 _DETACH_TIMEOUT_S = 120.0
 _JSON = msgspec.json.Encoder()
@@ -59,13 +52,13 @@ def _describe(mesh: MeshInfo, state_dir: Path) -> str:
 
 
 async def _run_supervisor(
-    config: Config, state_dir: Path, config_path: str | None, ready_fd: int | None
+    config: Config, state_dir: Path, config_path: str | None, ready_fd: int | None, team: Team
 ) -> int:
     # Detached, stderr already is logs/supervisor.log; in a terminal, keep it readable.
     setup_logging(
         "supervisor", path=None if ready_fd is not None else state_dir / "logs" / "supervisor.log"
     )
-    supervisor = Supervisor(config, state_dir, config_path)
+    supervisor = Supervisor(config, state_dir, config_path, team)
     try:
         mesh = await supervisor.start()
     except ApError as e:
@@ -79,16 +72,20 @@ async def _run_supervisor(
 
 def cmd_up(args: argparse.Namespace) -> int:
     config = load_config(args.config)
+    team_path = str(Path(args.team).absolute()) if args.team else config.pipeline.team
+    team = resolve_team(team_path)
     state_dir = resolve_state_dir(args.state_dir)
     config_path = str(Path(args.config).absolute()) if args.config else None
     if not args.detach:
-        return uvloop.run(_run_supervisor(config, state_dir, config_path, args.ready_fd))
+        return uvloop.run(_run_supervisor(config, state_dir, config_path, args.ready_fd, team))
     # Detached: run the supervisor in a new session, wait for its ready line.
     ensure_no_mesh(state_dir)
     (state_dir / "logs").mkdir(parents=True, exist_ok=True)
     argv = [sys.executable, "-m", "ap_actors.cli", "up", "--state-dir", str(state_dir)]
     if config_path:
         argv += ["--config", config_path]
+    if team_path:
+        argv += ["--team", team_path]
     proc, line = spawn_with_ready(
         argv, log_path=state_dir / "logs" / "supervisor.log", new_session=True
     )
@@ -257,23 +254,14 @@ def cmd_emit(args: argparse.Namespace) -> int:
     return uvloop.run(_emit(args))
 
 
-# --- main ---------------------------------------------------------------------------
+# --- parser -------------------------------------------------------------------------
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Return the argument parser of ``ap`` (all subcommands)."""
-    parser = argparse.ArgumentParser(
-        prog="ap", description="ap-actors: an event-sourced orchestrator for coding agents."
-    )
-    parser.add_argument("--version", action="version", version=f"ap-actors {__version__}")
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "--state-dir", default=None, help="state directory (default $AP_STATE_DIR or .ap/)"
-    )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
+def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
+    """Add ``up``, ``down``, ``status``, ``tail`` and ``emit`` to the ``ap`` parser."""
     p = sub.add_parser("up", parents=[common], help="start the mesh (journal and actors)")
     p.add_argument("--config", default=None, help="ap.toml (default: embedded defaults)")
+    p.add_argument("--team", default=None, help="team file (team.toml or team.json)")
     p.add_argument("--detach", action="store_true", help="run in the background and return")
     p.add_argument("--ready-fd", type=int, default=None, help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_up)
@@ -303,27 +291,3 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--source", default="cli", help="source stamped on the events")
     p.set_defaults(func=cmd_emit)
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``ap``; return its exit code (README, "Exit codes")."""
-    args = build_parser().parse_args(argv)
-    try:
-        return int(args.func(args))
-    except ApError as e:
-        print(f"ap: {e}", file=sys.stderr)
-        return e.exit_code
-    except KeyboardInterrupt:
-        return 130
-    except BrokenPipeError:
-        return EXIT_OK
-    except Exception:  # a bug: show it, with the documented code
-        import traceback
-
-        traceback.print_exc()
-        return EXIT_INTERNAL
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,194 @@
+"""The log monitor actor: turns its worker's transcript into activity events, live.
+
+Source: ``DESIGN.md``, "Processes" and "Workers and agents"; seed 001, "MONITOR" and
+"PARSE". One per worker of the team (``log_monitor.<id>``). On ``objective_started`` of
+its worker it tails the objective's transcript (:func:`ap_actors.tailing.tail_lines`:
+inotify, survives truncation and rotation) through the worker's adapter parser
+(:mod:`ap_actors.agents`) and emits one ``worker_activity`` per parsed activity, plus a
+``worker_error`` for each error; when the objective ends (``objective_completed`` /
+``objective_failed``) it reads the transcript to its end and stops.
+
+Each activity's id derives from (session, objective, attempt, line generation, line
+number, index), so a monitor that restarts and reads a transcript again appends nothing
+twice: on recovery it re-reads the transcripts of its worker's unfinished objectives.
+
+Extra agent log files of the worker (``log_paths`` in the team file) are tailed from
+their end for as long as the monitor runs; their lines are attributed to the objective
+the worker is running at the time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+import msgspec
+
+from ap_actors.actor import Actor
+from ap_actors.agents import get_adapter
+from ap_actors.agents.base import Activity
+from ap_actors.events import (
+    Event,
+    ObjectiveCompleted,
+    ObjectiveFailed,
+    ObjectiveStarted,
+    Record,
+    WorkerActivity,
+    WorkerError,
+    derive_id,
+)
+from ap_actors.tailing import tail_lines
+from ap_actors.team import WorkerSpec
+
+log = logging.getLogger(__name__)
+
+
+class MonitorState(msgspec.Struct):
+    running: dict[str, ObjectiveStarted] = {}  # transcript path -> its objective, unfinished
+
+
+class LogMonitor(Actor[MonitorState]):
+    """Tails one worker's transcripts and agent logs (module docstring)."""
+
+    topics = ("objective_started", "objective_completed", "objective_failed")
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.spec = msgspec.convert(self.options["worker"], WorkerSpec)
+        self.worker_id = self.spec.id
+        self.adapter = get_adapter(self.spec.agent)
+        self.tails: dict[str, tuple[asyncio.Task[None], asyncio.Event]] = {}
+        self.tailed: dict[str, ObjectiveStarted] = {}  # transcript path -> its objective
+        self.current: ObjectiveStarted | None = None
+        self.extra: list[asyncio.Task[None]] = []
+
+    def initial_state(self) -> MonitorState:
+        return MonitorState()
+
+    def apply(self, state: MonitorState, event: Event) -> MonitorState:
+        match event:
+            case ObjectiveStarted(worker_id=w) if w == self.worker_id:
+                state.running[event.transcript] = event
+            case ObjectiveCompleted(worker_id=w) | ObjectiveFailed(worker_id=w) if (
+                w == self.worker_id
+            ):
+                for path, started in list(state.running.items()):
+                    if (started.session_id, started.objective_id) == (
+                        event.session_id,
+                        event.objective_id,
+                    ):
+                        del state.running[path]
+        return state
+
+    async def on_recovered(self) -> None:
+        for started in self.state.running.values():
+            self._start_tail(started)
+        for raw in self.spec.log_paths:
+            path = Path(raw).expanduser()
+            self.extra.append(asyncio.create_task(self._tail_extra(path)))
+
+    async def react(self, record: Record) -> None:
+        event = record.event
+        match event:
+            case ObjectiveStarted(worker_id=w) if w == self.worker_id:
+                self._start_tail(event)
+            case ObjectiveCompleted(worker_id=w) | ObjectiveFailed(worker_id=w) if (
+                w == self.worker_id
+            ):
+                for path, (_, stop) in list(self.tails.items()):
+                    started = self.tailed.get(path)
+                    if started is not None and (started.session_id, started.objective_id) == (
+                        event.session_id,
+                        event.objective_id,
+                    ):
+                        stop.set()
+
+    async def run(self, ready: Callable[[], None] | None = None) -> None:
+        try:
+            await super().run(ready)
+        finally:
+            tasks = [t for t, _ in self.tails.values()] + self.extra
+            for t in tasks:
+                t.cancel()
+            for t in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await t
+
+    # --- tailing --------------------------------------------------------------------
+
+    def _start_tail(self, started: ObjectiveStarted) -> None:
+        if not started.transcript or started.transcript in self.tails:
+            return
+        self.tailed[started.transcript] = started
+        self.current = started
+        stop = asyncio.Event()
+        task = asyncio.create_task(self._tail_transcript(started, stop))
+        self.tails[started.transcript] = (task, stop)
+
+    async def _tail_transcript(self, started: ObjectiveStarted, stop: asyncio.Event) -> None:
+        path = started.transcript
+        parser = self.adapter.parser()
+        key = f"{started.session_id}:{started.objective_id}:{started.attempt}"
+        try:
+            async for line in tail_lines(Path(path), stop=stop):
+                where = f"{line.generation}:{line.number}"
+                await self._emit_all(started, key, where, parser.feed(line.text))
+            await self._emit_all(started, key, "end", parser.finish())
+        except Exception:
+            log.exception("tailing failed", extra={"transcript": path})
+            raise
+        finally:
+            self.tails.pop(path, None)
+            self.tailed.pop(path, None)
+            if self.current is started:
+                self.current = None
+
+    async def _emit_all(
+        self, started: ObjectiveStarted, key: str, where: str, activities: list[Activity]
+    ) -> None:
+        for n, a in enumerate(activities):
+            base = derive_id(key, self.name, f"{where}:{n}")
+            await self.emit(
+                WorkerActivity(
+                    id=base,
+                    session_id=started.session_id,
+                    worker_id=self.worker_id,
+                    objective_id=started.objective_id,
+                    activity_type=a.activity_type,
+                    tool_name=a.tool_name,
+                    description=a.description,
+                    file_path=a.file_path,
+                    exit_code=a.exit_code,
+                )
+            )
+            if a.activity_type == "error":
+                await self.emit(
+                    WorkerError(
+                        id=derive_id(base, self.name, "error"),
+                        session_id=started.session_id,
+                        worker_id=self.worker_id,
+                        objective_id=started.objective_id,
+                        error=a.description,
+                    )
+                )
+
+    async def _tail_extra(self, path: Path) -> None:
+        parser = self.adapter.parser()
+        async for line in tail_lines(path, from_start=False):
+            current = self.current
+            for a in parser.feed(line.text):
+                await self.emit(
+                    WorkerActivity(
+                        session_id=current.session_id if current else "",
+                        worker_id=self.worker_id,
+                        objective_id=current.objective_id if current else "",
+                        activity_type=a.activity_type,
+                        tool_name=a.tool_name,
+                        description=a.description,
+                        file_path=a.file_path,
+                        exit_code=a.exit_code,
+                    )
+                )

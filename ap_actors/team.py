@@ -1,0 +1,214 @@
+"""The team: which workers the mesh runs, which agent each drives, and the session policy.
+
+A team file is ``team.toml`` or the seeds' ``team.json`` (``{"workers": [...]}``, where a
+worker's ``type`` means its ``agent`` and ``log_path`` one extra log file). Shape of
+``team.toml``::
+
+    auto_approve = false        # skip the owner's approval gate for every session
+    max_attempts = 2            # runs of one objective before it fails for good
+    objective_timeout_s = 1800  # default per-objective timeout, seconds
+
+    [[workers]]
+    id = "ruff-1"               # [A-Za-z0-9_-], unique; actors worker.<id>, log_monitor.<id>
+    agent = "command"           # adapter in ap_actors/agents/ (command, codex, claude, ...)
+    capabilities = ["python"]   # what the planner and the scheduler match objectives on
+    command = "ruff check --fix {scope}"            # one argv template (string or list) ...
+    commands = ["ruff check --fix {scope}", "ruff format {scope}"]  # ... or several
+    log_paths = ["~/.codex/log/codex-tui.log"]      # agent log files its log monitor tails too
+    env = { RUFF_CACHE_DIR = "/tmp/ruff" }          # added to the agent's environment
+    timeout_s = 600             # this worker's objective timeout (default objective_timeout_s)
+
+Errors name the file, the worker and the key, with the fix, in one line.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from ap_actors.config import PIPELINE_ACTORS, ActorConfig, Config
+from ap_actors.errors import ConfigError
+
+_WORKER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+
+
+class WorkerSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """One configured worker (one worker actor and one log monitor actor)."""
+
+    id: str  # Unique worker id, [A-Za-z0-9_-]; also its actors' suffix.
+    agent: str = "command"  # Adapter name (ap_actors/agents/<agent>.py).
+    capabilities: list[str] = []  # Tags matched against an objective's needs.
+    command: str | list[str] | None = None  # One argv template (string: shlex-split).
+    commands: list[str | list[str]] = []  # Several argv templates, run in order.
+    log_paths: list[str] = []  # Extra agent log files the log monitor tails (~ expanded).
+    env: dict[str, str] = {}  # Added to the agent's environment.
+    timeout_s: float | None = None  # Objective timeout, seconds; None = the team default.
+
+    def templates(self) -> list[str | list[str]]:
+        """Return the argv templates in run order (``command`` first, then ``commands``)."""
+        return ([self.command] if self.command is not None else []) + list(self.commands)
+
+
+class Team(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The whole team file."""
+
+    workers: list[WorkerSpec] = []  # In file order.
+    auto_approve: bool = False  # Skip the approval gate for every session.
+    max_attempts: int = 2  # Runs of one objective (first run + retries) before it fails.
+    objective_timeout_s: float = 1800.0  # Default objective timeout, seconds.
+
+    def worker(self, worker_id: str) -> WorkerSpec | None:
+        """Return the worker with this id, or None."""
+        return next((w for w in self.workers if w.id == worker_id), None)
+
+    def ids(self) -> list[str]:
+        """Return the worker ids in file order."""
+        return [w.id for w in self.workers]
+
+    def timeout_of(self, worker_id: str) -> float:
+        """Return the objective timeout of a worker, seconds."""
+        w = self.worker(worker_id)
+        return w.timeout_s if w is not None and w.timeout_s else self.objective_timeout_s
+
+
+def _from_seed_json(data: Any) -> Any:
+    """Map the seeds' team.json names onto ours (``type`` -> agent, ``log_path``)."""
+    if not isinstance(data, dict) or not isinstance(data.get("workers"), list):
+        return data
+    workers = []
+    for w in data["workers"]:
+        if isinstance(w, dict):
+            w = dict(w)
+            if "type" in w and "agent" not in w:
+                w["agent"] = w.pop("type")
+            if "log_path" in w:
+                w["log_paths"] = [*w.get("log_paths", []), w.pop("log_path")]
+            w.pop("name", None)  # the seeds' display name; the id is ours
+        workers.append(w)
+    return {**data, "workers": workers}
+
+
+def load_team(path: str | Path) -> Team:
+    """Read and validate a team file (``.toml``, or ``.json`` in our or the seeds' shape).
+
+    Raises:
+        ConfigError: missing file, syntax error (with line and column), unknown key or
+            wrong type (with its path, e.g. ``$.workers[1].timeout_s``), a bad or
+            repeated worker id, a worker of the ``command`` agent without a command, or
+            a non-positive timeout or attempt count.
+    """
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"team file {p} does not exist; pass an existing --team") from None
+    except OSError as e:
+        raise ConfigError(f"cannot read team file {p}: {e.strerror}") from e
+    try:
+        data = _from_seed_json(json.loads(text)) if p.suffix == ".json" else tomllib.loads(text)
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"{p}:{e.lineno}:{e.colno}: not valid JSON: {e.msg}") from e
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{p}: not valid TOML: {e}") from e
+    try:
+        team = msgspec.convert(data, Team)
+    except msgspec.ValidationError as e:
+        raise ConfigError(f"{p}: {e}") from e
+    check_team(team, str(p))
+    return team
+
+
+def check_team(team: Team, where: str = "team") -> None:
+    """Raise :class:`ConfigError` if the team is inconsistent (see :func:`load_team`)."""
+    seen: set[str] = set()
+    for n, w in enumerate(team.workers):
+        if not _WORKER_ID.match(w.id):
+            raise ConfigError(
+                f"{where}: workers[{n}].id = {w.id!r}: use letters, digits, '-' and '_'"
+                " (at most 64, starting with a letter or digit)"
+            )
+        if w.id in seen:
+            raise ConfigError(f"{where}: worker id {w.id!r} appears twice; ids must be unique")
+        seen.add(w.id)
+        if w.agent == "command" and not w.templates():
+            raise ConfigError(
+                f"{where}: worker {w.id!r} runs the command agent but has no command;"
+                ' add command = "your-tool {scope}"'
+            )
+        if w.timeout_s is not None and w.timeout_s <= 0:
+            raise ConfigError(f"{where}: worker {w.id!r}: timeout_s must be positive")
+    if team.max_attempts < 1:
+        raise ConfigError(f"{where}: max_attempts must be at least 1")
+    if team.objective_timeout_s <= 0:
+        raise ConfigError(f"{where}: objective_timeout_s must be positive")
+
+
+# --- the team in a running mesh -------------------------------------------------------
+
+TEAM_FILE = "team.json"  # in the state dir: the team of the running mesh
+
+
+def resolve_team(path: str | Path | None) -> Team:
+    """Return the team of a team file, or an empty team (no workers) for None."""
+    return load_team(path) if path else Team()
+
+
+def team_actors(team: Team) -> dict[str, ActorConfig]:
+    """Return the actors a team adds to a mesh: ``worker.<id>`` and ``log_monitor.<id>``.
+
+    Each gets ``options = {"worker": <its WorkerSpec as a dict>, "team": <the team>}``.
+    """
+    team_dict = msgspec.to_builtins(team)
+    actors: dict[str, ActorConfig] = {}
+    for w in team.workers:
+        options = {"worker": msgspec.to_builtins(w), "team": team_dict}
+        actors[f"worker.{w.id}"] = ActorConfig(
+            cls="ap_actors.actors.worker:Worker", options=options
+        )
+        actors[f"log_monitor.{w.id}"] = ActorConfig(
+            cls="ap_actors.actors.log_monitor:LogMonitor", options=options
+        )
+    return actors
+
+
+def effective_config(config: Config, team: Team) -> Config:
+    """Return ``config`` with the team in the pipeline actors' options and its workers'
+    actors added (when the pipeline is enabled)."""
+    if not config.pipeline.enabled:
+        return config
+    team_dict = msgspec.to_builtins(team)
+    actors: dict[str, ActorConfig] = {}
+    for name, actor in config.actors.items():
+        if name in PIPELINE_ACTORS:
+            actor = msgspec.structs.replace(actor, options={**actor.options, "team": team_dict})
+        actors[name] = actor
+    for name, actor in team_actors(team).items():
+        actors.setdefault(name, actor)
+    return msgspec.structs.replace(config, actors=actors)
+
+
+def team_option(options: dict[str, Any]) -> Team:
+    """Return the team an actor got in its options (an empty team if none)."""
+    return msgspec.convert(options.get("team") or {}, Team)
+
+
+def write_team(state_dir: Path, team: Team) -> None:
+    """Write the mesh's team to ``<state_dir>/team.json`` (atomically)."""
+    from ap_actors.mesh import write_atomic
+
+    write_atomic(state_dir / TEAM_FILE, msgspec.json.format(msgspec.json.encode(team)) + b"\n")
+
+
+def read_team(state_dir: Path) -> Team:
+    """Return the team of the mesh in ``state_dir`` (an empty team if it has none)."""
+    try:
+        return msgspec.json.decode((state_dir / TEAM_FILE).read_bytes(), type=Team)
+    except FileNotFoundError:
+        return Team()
+    except (OSError, msgspec.DecodeError, msgspec.ValidationError) as e:
+        raise ConfigError(f"{state_dir / TEAM_FILE} is unreadable ({e}); restart the mesh") from e

@@ -1,0 +1,204 @@
+"""Fixtures of the end-to-end tests: a real third-party repository and a pipeline mesh.
+
+The repository is python-dateutil 2.9.0.post0, downloaded as an sdist from PyPI once per
+test run (``scripts/demo.py`` does the same for ``make demo``) and committed into a fresh
+git repository for each test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from ap_actors.bus import Subscriber
+from ap_actors.eventlog import EventLog
+from ap_actors.events import Record
+from tests.integration.conftest import AP, REPO, _env
+
+PIPELINE_CONFIG = """
+[mesh]
+ingest = "tcp://127.0.0.1:*"
+bus = "tcp://127.0.0.1:*"
+replay = "tcp://127.0.0.1:*"
+
+[supervisor]
+backoff_initial_s = 0.05
+"""
+
+RUFF = shutil.which("ruff", path=str(Path(sys.executable).parent)) or "ruff"
+
+
+def load_demo() -> ModuleType:
+    """Import ``scripts/demo.py`` (not a package) as a module."""
+    spec = importlib.util.spec_from_file_location("ap_demo", REPO / "scripts" / "demo.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def sdist() -> bytes:
+    data: bytes = load_demo().fetch_sdist()
+    return data
+
+
+@pytest.fixture
+def dateutil_repo(tmp_path: Path, sdist: bytes) -> Path:
+    repo: Path = load_demo().prepare_repo(tmp_path / "dateutil", sdist)
+    return repo
+
+
+@pytest.fixture
+def small_repo(tmp_path: Path) -> Path:
+    """A small Python package in a git repository (for the failure cases)."""
+    repo = tmp_path / "small"
+    for path, text in {
+        "pkg/__init__.py": "from pkg.core import run\n",
+        "pkg/core.py": "def run():\n    return 1\n",
+        "pkg/util.py": "import os\n",
+        "tests/test_core.py": "from pkg.core import run\n\n\ndef test_run():\n    assert run()\n",
+        "README.md": "# small\n",
+    }.items():
+        (repo / path).parent.mkdir(parents=True, exist_ok=True)
+        (repo / path).write_text(text)
+    env = {**os.environ, **load_demo().GIT_ENV}
+    for argv in (
+        ["git", "init", "-q", "-b", "main"],
+        ["git", "add", "-A"],
+        ["git", "commit", "-qm", "init"],
+    ):
+        subprocess.run(argv, cwd=repo, env=env, check=True)
+    return repo
+
+
+@dataclass
+class PipelineMesh:
+    """A mesh with the pipeline and a team, started with `ap up --detach`."""
+
+    state_dir: Path
+    config: Path
+    team: Path
+    started: bool = False
+    sessions: list[str] = field(default_factory=list)
+
+    def ap(
+        self, *args: str, check: bool = True, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [*AP, *args, "--state-dir", str(self.state_dir)],
+            capture_output=True,
+            text=True,
+            env=_env(),
+            timeout=timeout,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(
+                f"ap {' '.join(args)} -> {result.returncode}\n{result.stdout}\n{result.stderr}"
+            )
+        return result
+
+    def up(self) -> PipelineMesh:
+        self.ap("up", "--detach", "--config", str(self.config), "--team", str(self.team))
+        self.started = True
+        return self
+
+    def down(self) -> None:
+        if self.started:
+            self.ap("down", check=False)
+            self.started = False
+
+    def pid_of(self, actor: str) -> int:
+        for a in json.loads(self.ap("status", "--json").stdout)["actors"]:
+            if a["name"] == actor:
+                return int(a["pid"])
+        raise KeyError(actor)
+
+    def submit(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return self.ap("submit", *args, check=check, timeout=300)
+
+    def records(self, session_id: str | None = None) -> list[Record]:
+        with EventLog(self.state_dir / "eventlog", readonly=True) as elog:
+            return list(elog.read(0, session_id=session_id))
+
+    def wait_for(
+        self,
+        predicate: Callable[[Record], bool],
+        *,
+        session_id: str | None = None,
+        timeout: float = 120,
+    ) -> Record:
+        """Block until a record (history or live) satisfies ``predicate``; return it."""
+
+        async def run() -> Record:
+            sub = Subscriber.connect(self.state_dir, session_id=session_id)
+            try:
+                async with asyncio.timeout(timeout):
+                    async for record in sub:
+                        if predicate(record):
+                            return record
+            finally:
+                await sub.close()
+            raise AssertionError("subscription ended")
+
+        return asyncio.run(run())
+
+
+def group_alive(pgid: int) -> bool:
+    """True while a process of the group ``pgid`` runs (zombies waiting for their
+    parent to reap them do not count)."""
+    import psutil
+
+    for proc in psutil.process_iter(["status"]):
+        try:
+            if os.getpgid(proc.pid) == pgid and proc.info["status"] != psutil.STATUS_ZOMBIE:
+                return True
+        except (ProcessLookupError, psutil.Error):
+            continue
+    return False
+
+
+def team_toml(workers: list[dict[str, Any]], **settings: Any) -> str:
+    """A team.toml text from plain dicts (strings, lists and numbers only)."""
+    import msgspec
+
+    def value(v: Any) -> str:
+        return msgspec.json.encode(v).decode()
+
+    lines = [f"{k} = {value(v)}" for k, v in settings.items()]
+    for w in workers:
+        lines.append("[[workers]]")
+        lines += [f"{k} = {value(v)}" for k, v in w.items()]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture
+def pipeline_mesh(tmp_path: Path) -> Iterator[Callable[..., PipelineMesh]]:
+    meshes: list[PipelineMesh] = []
+
+    def make(team: str, extra_config: str = "", name: str = "mesh") -> PipelineMesh:
+        state_dir = tmp_path / name
+        state_dir.mkdir(parents=True, exist_ok=True)
+        config = tmp_path / f"{name}.toml"
+        config.write_text(PIPELINE_CONFIG + extra_config)
+        team_path = tmp_path / f"{name}-team.toml"
+        team_path.write_text(team)
+        mesh = PipelineMesh(state_dir, config, team_path)
+        meshes.append(mesh)
+        return mesh
+
+    yield make
+    for mesh in meshes:
+        mesh.down()

@@ -1,0 +1,237 @@
+"""The owner's gate and every way a submission or an objective can go wrong.
+
+Bad input to ``ap submit`` is refused before anything is appended: one line on stderr, exit
+code 3. Agents that are missing, hang or write outside their scope fail their objective
+with the reason, and the session fails with it; nothing of theirs is merged.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from ap_actors.events import (
+    ObjectiveFailed,
+    PlanAwaitingApproval,
+    Record,
+    ScopeViolated,
+    SessionCancelled,
+    SessionCompleted,
+    SessionFailed,
+    WorkerStarted,
+)
+from tests.e2e.conftest import PipelineMesh, group_alive, team_toml
+
+pytestmark = pytest.mark.timeout(300)
+
+TEAM = team_toml(
+    [
+        {"id": "w1", "command": "true {scope}", "capabilities": ["python"]},
+        {"id": "w2", "command": "true {scope}", "capabilities": ["python"]},
+        {"id": "quick", "command": "true", "timeout_s": 1.0},
+    ],
+    max_attempts=1,
+)
+
+
+@pytest.fixture
+def mesh(pipeline_mesh: Callable[..., PipelineMesh]) -> Iterator[PipelineMesh]:
+    yield pipeline_mesh(TEAM).up()
+
+
+def ended(record: Record) -> bool:
+    return isinstance(record.event, SessionCompleted | SessionFailed | SessionCancelled)
+
+
+def plan(tmp_path: Path, text: str, name: str = "") -> str:
+    path = tmp_path / (name or f"plan-{len(list(tmp_path.glob('plan-*')))}.toml")
+    path.write_text(text)
+    return str(path)
+
+
+def refused(result: subprocess.CompletedProcess[str], says: str) -> None:
+    assert result.returncode == 3, result
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ap: "), result.stderr
+    assert says in lines[0], lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_bad_submissions_are_refused_with_one_line_and_nothing_is_appended(
+    mesh: PipelineMesh, small_repo: Path, tmp_path: Path
+) -> None:
+    before = len(mesh.records())
+    (tmp_path / "plain").mkdir()
+    cases = [
+        (["do it", "--repo", str(tmp_path / "missing")], "does not exist"),
+        (["do it", "--repo", str(tmp_path / "plain")], "not a git repository"),
+        (["   ", "--repo", str(small_repo)], "request is empty"),
+        (["do it", "--repo", str(small_repo), "--workers", "nobody"], "unknown worker"),
+        (
+            [
+                "do it",
+                "--repo",
+                str(small_repo),
+                "--plan",
+                plan(tmp_path, "[[objectives]\nid = 1\n"),
+            ],
+            "plan-0.toml:1",
+        ),
+        (
+            [
+                "do it",
+                "--repo",
+                str(small_repo),
+                "--plan",
+                plan(
+                    tmp_path,
+                    '[[objectives]]\nid = "a"\ntitle = "A"\nscope_touch = ["pkg/"]\n'
+                    '[[objectives]]\nid = "b"\ntitle = "B"\nscope_touch = ["pkg/core.py"]\n',
+                ),
+            ],
+            "pkg/core.py",
+        ),
+        (
+            [
+                "do it",
+                "--repo",
+                str(small_repo),
+                "--plan",
+                plan(
+                    tmp_path,
+                    '[[objectives]]\nid = "a"\ntitle = "A"\nscope_touch = ["pkg/"]\n'
+                    'worker = "ghost"\n',
+                ),
+            ],
+            "ghost",
+        ),
+        (
+            [
+                "do it",
+                "--repo",
+                str(small_repo),
+                "--plan",
+                plan(
+                    tmp_path,
+                    '[[objectives]]\nid = "a"\ntitle = "A"\nscope_touch = ["pkg/"]\n'
+                    'depends_on = ["b"]\nwave = 2\n'
+                    '[[objectives]]\nid = "b"\ntitle = "B"\nscope_touch = ["tests/"]\n'
+                    'depends_on = ["a"]\nwave = 1\n',
+                ),
+            ],
+            "cycle",
+        ),
+    ]
+    for args, says in cases:
+        refused(mesh.submit(*args, check=False), says)
+    assert len(mesh.records()) == before
+
+
+def test_a_plan_waits_for_the_owner_then_approve_runs_it_and_reject_cancels_it(
+    mesh: PipelineMesh, small_repo: Path
+) -> None:
+    sessions = []
+    for _ in range(2):
+        out = mesh.submit("Refactor the package", "--repo", str(small_repo), "--json")
+        sid = json.loads(out.stdout)["session_id"]
+        mesh.wait_for(lambda r: isinstance(r.event, PlanAwaitingApproval), session_id=sid)
+        sessions.append(sid)
+    approved, rejected = sessions
+
+    refused(mesh.ap("cancel", "nope", check=False), "no session")
+    mesh.ap("approve", approved)
+    mesh.ap("reject", rejected, "--reason", "not now")
+    refused(mesh.ap("approve", rejected, check=False), "only a session awaiting approval")
+
+    end = mesh.wait_for(ended, session_id=approved)
+    assert isinstance(end.event, SessionCompleted), end.event
+    end = mesh.wait_for(ended, session_id=rejected)
+    assert isinstance(end.event, SessionCancelled) and "not now" in end.event.reason
+
+
+def objective_plan(tmp_path: Path, command: str, worker: str = "w1", touch: str = "pkg/") -> str:
+    return plan(
+        tmp_path,
+        f'[[objectives]]\nid = "only"\ntitle = "The only objective"\nworker = "{worker}"\n'
+        f"scope_touch = [{json.dumps(touch)}]\ncommand = {json.dumps(command)}\n",
+    )
+
+
+def run_to_end(mesh: PipelineMesh, repo: Path, plan_file: str) -> tuple[str, Record]:
+    out = mesh.submit("Fix it", "--repo", str(repo), "--plan", plan_file, "--approve", "--json")
+    sid = json.loads(out.stdout)["session_id"]
+    return sid, mesh.wait_for(ended, session_id=sid)
+
+
+def failure_of(mesh: PipelineMesh, sid: str) -> ObjectiveFailed:
+    failed = [r.event for r in mesh.records(sid) if isinstance(r.event, ObjectiveFailed)]
+    assert len(failed) == 1, failed
+    return failed[0]
+
+
+def test_an_agent_command_that_does_not_exist_fails_its_objective_with_the_reason(
+    mesh: PipelineMesh, small_repo: Path, tmp_path: Path
+) -> None:
+    sid, end = run_to_end(mesh, small_repo, objective_plan(tmp_path, "no-such-agent-xyz {scope}"))
+    assert isinstance(end.event, SessionFailed)
+    failure = failure_of(mesh, sid)
+    assert "not found" in (failure.reason or "") and "no-such-agent-xyz" in (failure.reason or "")
+    assert "only" in end.event.reason
+
+
+def test_an_agent_that_hangs_past_its_timeout_is_killed_with_its_process_group(
+    mesh: PipelineMesh, small_repo: Path, tmp_path: Path
+) -> None:
+    # The agent starts a child in the background: the whole group must go.
+    sid, end = run_to_end(
+        mesh, small_repo, objective_plan(tmp_path, "sh -c 'sleep 60 & sleep 60'", worker="quick")
+    )
+    assert isinstance(end.event, SessionFailed)
+    assert "timed out after 1s" in (failure_of(mesh, sid).reason or "")
+    started = [r.event for r in mesh.records(sid) if isinstance(r.event, WorkerStarted)]
+    assert not group_alive(started[0].pid)
+
+
+def test_an_agent_that_writes_outside_its_scope_is_not_merged(
+    mesh: PipelineMesh, small_repo: Path, tmp_path: Path
+) -> None:
+    command = "sh -c 'echo changed >> README.md; echo more >> pkg/core.py'"
+    sid, end = run_to_end(mesh, small_repo, objective_plan(tmp_path, command))
+    assert isinstance(end.event, SessionFailed)
+    violations = [r.event for r in mesh.records(sid) if isinstance(r.event, ScopeViolated)]
+    assert [(v.rule, v.paths) for v in violations] == [("outside_touch", ["README.md"])]
+    assert "scope violated" in (failure_of(mesh, sid).reason or "")
+    branch = subprocess.run(
+        ["git", "diff", "--name-only", f"main..ap/{sid}"],
+        cwd=small_repo,
+        capture_output=True,
+        text=True,
+    )
+    assert branch.stdout.strip() == ""  # nothing merged (the branch may not even exist)
+
+
+def test_cancelling_a_running_session_stops_its_agent(
+    mesh: PipelineMesh, small_repo: Path, tmp_path: Path
+) -> None:
+    out = mesh.submit(
+        "Fix it",
+        "--repo",
+        str(small_repo),
+        "--approve",
+        "--json",
+        "--plan",
+        objective_plan(tmp_path, "sleep 120"),
+    )
+    sid = json.loads(out.stdout)["session_id"]
+    started = mesh.wait_for(lambda r: isinstance(r.event, WorkerStarted), session_id=sid)
+    mesh.ap("cancel", sid, "--reason", "changed my mind")
+    end = mesh.wait_for(ended, session_id=sid)
+    assert isinstance(end.event, SessionCancelled)
+    failed = mesh.wait_for(lambda r: isinstance(r.event, ObjectiveFailed), session_id=sid)
+    assert "cancelled" in (failed.event.reason or "")  # type: ignore[attr-defined]
+    assert isinstance(started.event, WorkerStarted)
+    assert not group_alive(started.event.pid)
