@@ -4,8 +4,10 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 AP := $(VENV)/bin/ap
 STAMP := $(VENV)/.installed-stamp
-# `make up` uses ./ap.toml when there is one (or CONFIG=path), else the embedded defaults.
+# `make up` uses ./ap.toml when there is one (or CONFIG=path), else the embedded defaults,
+# and ./team.toml when there is one (or TEAM=path) for the workers.
 CONFIG ?= $(wildcard ap.toml)
+TEAM ?= $(wildcard team.toml)
 
 .PHONY: up down status test lint format bench demo install clean
 
@@ -20,7 +22,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 up: $(STAMP)
-	$(AP) up --detach $(if $(CONFIG),--config $(CONFIG))
+	$(AP) up --detach $(if $(CONFIG),--config $(CONFIG)) $(if $(TEAM),--team $(TEAM))
 
 down: $(STAMP)
 	$(AP) down

@@ -115,6 +115,21 @@ PIPELINE_ACTORS: dict[str, ActorConfig] = {
 runs and is not listed; workers and log monitors come from the team."""
 
 
+def read_text(path: Path, what: str, option: str) -> str:
+    """Return a configuration file's text (UTF-8).
+
+    Raises:
+        ConfigError: it does not exist (the message names ``option`` to fix it) or
+            cannot be read.
+    """
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{what} {path} does not exist; pass an existing {option}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"cannot read {what} {path}: {e}") from e
+
+
 def load_config(path: str | os.PathLike[str] | None) -> Config:
     """Read and validate ``ap.toml``; None (or a missing default file) = embedded defaults.
 
@@ -126,12 +141,7 @@ def load_config(path: str | os.PathLike[str] | None) -> Config:
     if path is None:
         return _with_pipeline(Config())
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"config file {p} does not exist; pass an existing --config") from None
-    except OSError as e:
-        raise ConfigError(f"cannot read config file {p}: {e.strerror}") from e
+    text = read_text(p, "config file", "--config")
     if p.suffix == ".json":  # an effective config written by the supervisor
         try:
             return msgspec.json.decode(text, type=Config)

@@ -318,6 +318,10 @@ def apply(view: SessionView, event: Event, seq: int = 0) -> SessionView:
                 o.timeout_s = event.timeout_s
                 o.assigned_at = event.ts
                 o.reason = None
+                # Nothing of the previous attempt's run belongs to this one.
+                o.pid = 0
+                o.started_at = o.ended_at = 0.0
+                o.workdir = o.transcript = ""
             worker = _worker(view, event.worker_id)
             worker.status = "busy"
             worker.objective_id = event.objective_id
@@ -353,17 +357,17 @@ def apply(view: SessionView, event: Event, seq: int = 0) -> SessionView:
             w.cost_usd = max(w.cost_usd, event.cost_usd)
         case ReportWritten():
             view.reports[event.kind] = event.path
-        case SessionCompleted():
+        case SessionCompleted() if not view.ended:
             view.summary = event.summary
             view.branch = event.branch or view.branch
             view.commit_message = event.commit_message
             _end(view, "completed", event.ts)
-        case SessionFailed():
+        case SessionFailed() if not view.ended:
             view.reason = event.reason
             view.branch = event.branch or view.branch
             view.commit_message = event.commit_message or view.commit_message
             _end(view, "failed", event.ts)
-        case SessionCancelled():
+        case SessionCancelled() if not view.ended:
             view.reason = event.reason or view.reason
             view.branch = event.branch or view.branch
             _end(view, "cancelled", event.ts)

@@ -10,7 +10,8 @@ missing and why.
 
 Text from outside (the owner request, titles, descriptions, reasons) is escaped so that
 it cannot change the structure of a report; patterns, paths and ids are set as inline
-code spans whose fences are longer than any backtick run they contain.
+code spans whose fences are longer than any backtick run they contain (both from
+:mod:`ap_actors.markdown`).
 """
 
 from __future__ import annotations
@@ -19,11 +20,20 @@ import os
 import re
 import secrets
 import textwrap
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal, TypeAlias
 
+from ap_actors.markdown import (
+    capped,
+    code,
+    codes,
+    document,
+    escape,
+    escape_paragraphs,
+    fenced,
+)
 from ap_actors.projections import ObjectiveView, SessionView
 
 ReportKind: TypeAlias = Literal["analysis", "plan", "accomplishment"]
@@ -50,58 +60,7 @@ COMMIT_TYPES: dict[str, str] = {
 }
 
 
-# --- markdown helpers ---------------------------------------------------------------
-
-_INLINE = re.compile(r"([\\`*_\[\]<>])")
-# A line start that would open a block: heading, list item, thematic break, setext
-# underline, fence. The first character is escaped, or the dot of "1." / "1)".
-_BLOCK_START = re.compile(r"^(#{1,6}(?:\s|$)|[-+](?:\s|$)|=+\s*$|-{2,}\s*$|~{3,})")
-_ORDERED = re.compile(r"^(\d{1,9})([.)])(\s|$)")
-
-
-def _text(s: str) -> str:
-    """Escape one line of free text for use inside a markdown line."""
-    line = " ".join(s.split())
-    line = _INLINE.sub(r"\\\1", line)
-    # A trailing run of "#" would be read as a heading's closing sequence.
-    line = re.sub(r"(\s)(#+)$", r"\1\\\2", line)
-    if _BLOCK_START.match(line):
-        return "\\" + line
-    return _ORDERED.sub(r"\1\\\2\3", line)
-
-
-def _para(s: str) -> str:
-    """Escape multi-line free text as paragraphs: lines kept, blank lines collapsed."""
-    lines = [_text(line) for line in s.strip().splitlines()]
-    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)) or "_(empty)_"
-
-
-def _code(s: str) -> str:
-    """Return ``s`` as an inline code span (CommonMark: fence longer than any run inside)."""
-    s = " ".join(s.splitlines())
-    runs = [len(r) for r in re.findall(r"`+", s)]
-    fence = "`" * (max(runs, default=0) + 1)
-    pad = " " if s.startswith("`") or s.endswith("`") or not s.strip() else ""
-    return f"{fence}{pad}{s}{pad}{fence}"
-
-
-def _codes(items: Iterable[str], empty: str = "_none_") -> str:
-    out = ", ".join(_code(i) for i in items)
-    return out or empty
-
-
-def _fenced(text: str, info: str = "") -> str:
-    """Return ``text`` as a fenced code block whose fence no line of it can close."""
-    runs = [len(r) for r in re.findall(r"`{3,}", text)]
-    fence = "`" * max(3, max(runs, default=0) + 1)
-    return f"{fence}{info}\n{text.rstrip()}\n{fence}"
-
-
-def _capped(items: Sequence[str], cap: int = LIST_CAP) -> list[str]:
-    lines = [f"- {_code(i)}" for i in items[:cap]]
-    if len(items) > cap:
-        lines.append(f"- … and {len(items) - cap} more")
-    return lines or ["_none_"]
+# --- formatting ---------------------------------------------------------------------
 
 
 def _iso(ts: float) -> str:
@@ -127,19 +86,14 @@ def _task_type(view: SessionView) -> str:
     return view.analysis.task_type.upper() if view.analysis else "UNKNOWN"
 
 
-def _doc(lines: list[str]) -> str:
-    """Join report lines into one document ending with exactly one newline."""
-    return "\n".join(lines).strip("\n") + "\n"
-
-
 def _header(title: str, view: SessionView) -> list[str]:
-    return [f"# {title}", "", f"- **Session:** {_code(view.session_id)}"]
+    return [f"# {title}", "", f"- **Session:** {code(view.session_id)}"]
 
 
 def _ended_early(view: SessionView, phase: str) -> str:
     """Say why a phase has no result: the session ended first, or it is still to come."""
     if view.ended:
-        why = f": {_text(view.reason)}" if view.reason else ""
+        why = f": {escape(view.reason)}" if view.reason else ""
         return f"The session {view.status} before the {phase} completed{why}."
     return f"The {phase} has not completed yet (session status: {view.status})."
 
@@ -156,28 +110,34 @@ def render_analysis(view: SessionView) -> str:
     lines = _header("Analysis Report", view)
     lines += [
         f"- **Submitted:** {_iso(view.submitted_at)}",
-        f"- **Repository:** {_code(view.repo or '?')} at {_code(view.base_ref)}",
+        f"- **Repository:** {code(view.repo or '?')} at {code(view.base_ref)}",
         f"- **Task Type:** {_task_type(view)}",
     ]
     if view.plan_file:
-        lines.append(f"- **Plan file:** {_code(view.plan_file)}")
+        lines.append(f"- **Plan file:** {code(view.plan_file)}")
     if view.team:
-        lines.append(f"- **Team:** {_codes(view.team)}")
-    lines += ["", "## Owner Request", "", _para(view.request), ""]
+        lines.append(f"- **Team:** {codes(view.team)}")
+    lines += ["", "## Owner Request", "", escape_paragraphs(view.request), ""]
     a = view.analysis
     if a is None:
-        return _doc([*lines, "## Analysis", "", _ended_early(view, "analysis")])
-    lines += ["## Codebase", "", f"### Modules ({len(a.modules)})", "", *_capped(a.modules)]
+        return document([*lines, "## Analysis", "", _ended_early(view, "analysis")])
+    lines += [
+        "## Codebase",
+        "",
+        f"### Modules ({len(a.modules)})",
+        "",
+        *capped(a.modules, LIST_CAP),
+    ]
     for title, items in (
         ("Entry Points", a.entry_points),
         ("Test Directories", a.test_dirs),
         ("Configuration Files", a.config_files),
     ):
-        lines += ["", f"### {title}", "", *_capped(items)]
-    lines += ["", "## Coordination Points", "", *_capped(a.coordination_points)]
-    strategy = _para(a.scope_strategy) if a.scope_strategy.strip() else "_none given_"
+        lines += ["", f"### {title}", "", *capped(items, LIST_CAP)]
+    lines += ["", "## Coordination Points", "", *capped(a.coordination_points, LIST_CAP)]
+    strategy = escape_paragraphs(a.scope_strategy) if a.scope_strategy.strip() else "_none given_"
     lines += ["", "## Scope Allocation Strategy", "", strategy]
-    return _doc(lines)
+    return document(lines)
 
 
 # --- plan ---------------------------------------------------------------------------
@@ -186,18 +146,18 @@ def render_analysis(view: SessionView) -> str:
 def _objective_plan(o: ObjectiveView) -> list[str]:
     obj = o.objective
     lines = [
-        f"#### {_code(obj.id)} {_text(obj.title)}",
+        f"#### {code(obj.id)} {escape(obj.title)}",
         "",
-        f"- **Worker:** {_code(obj.worker) if obj.worker else 'any matching worker'}",
-        f"- **Capabilities:** {_codes(obj.capabilities, 'any')}",
-        f"- **Depends on:** {_codes(obj.depends_on)}",
-        f"- **Scope touch:** {_codes(obj.scope_touch)}",
-        f"- **Scope forbid:** {_codes(obj.scope_forbid)}",
+        f"- **Worker:** {code(obj.worker) if obj.worker else 'any matching worker'}",
+        f"- **Capabilities:** {codes(obj.capabilities, 'any')}",
+        f"- **Depends on:** {codes(obj.depends_on)}",
+        f"- **Scope touch:** {codes(obj.scope_touch)}",
+        f"- **Scope forbid:** {codes(obj.scope_forbid)}",
     ]
     if obj.command:
-        lines.append(f"- **Command:** {_code(obj.command)}")
+        lines.append(f"- **Command:** {code(obj.command)}")
     if obj.description.strip():
-        lines += ["", _para(obj.description)]
+        lines += ["", escape_paragraphs(obj.description)]
     return [*lines, ""]
 
 
@@ -205,10 +165,10 @@ def _approval(view: SessionView) -> str:
     if view.approved_by:
         if view.approved_by == "auto":
             return "✓ Approved automatically (auto-approve)."
-        return f"✓ Approved by {_text(view.approved_by)}."
+        return f"✓ Approved by {escape(view.approved_by)}."
     # projections keeps a rejection only in ``reason`` ("plan rejected by <who>[: why]").
     if view.reason.startswith("plan rejected by "):
-        return f"✗ Rejected by {_text(view.reason.removeprefix('plan rejected by '))}."
+        return f"✗ Rejected by {escape(view.reason.removeprefix('plan rejected by '))}."
     if view.status == "awaiting_approval":
         return f"Awaiting the owner's approval since {_iso(view.awaiting_since)}."
     if view.ended:
@@ -225,11 +185,11 @@ def _validation(view: SessionView) -> list[str]:
         return ["**Status:** ✓ VALID (no two objectives of a wave can touch a common path)"]
     lines = [f"**Status:** ✗ INVALID ({_plural(len(view.conflicts), 'conflict')})", ""]
     if view.invalid_reason:
-        lines += [_para(view.invalid_reason), ""]
+        lines += [escape_paragraphs(view.invalid_reason), ""]
     for c in view.conflicts:
         lines.append(
-            f"- Wave {c.wave}: {_code(c.objective_a)} {_code(c.pattern_a)} and "
-            f"{_code(c.objective_b)} {_code(c.pattern_b)} both match {_code(c.witness)}"
+            f"- Wave {c.wave}: {code(c.objective_a)} {code(c.pattern_a)} and "
+            f"{code(c.objective_b)} {code(c.pattern_b)} both match {code(c.witness)}"
         )
     if view.resolving:
         lines += ["", "The scope validator is revising the plan to resolve these conflicts."]
@@ -246,13 +206,13 @@ def render_plan(view: SessionView) -> str:
     if not view.plan_id:
         lines += [f"- **Task Type:** {_task_type(view)}", "", "## Plan", ""]
         if view.analysis is None and view.ended:
-            why = f": {_text(view.reason)}." if view.reason else "."
-            return _doc([*lines, f"No plan: the session {view.status} during analysis{why}"])
-        return _doc([*lines, _ended_early(view, "planning")])
+            why = f": {escape(view.reason)}." if view.reason else "."
+            return document([*lines, f"No plan: the session {view.status} during analysis{why}"])
+        return document([*lines, _ended_early(view, "planning")])
     waves = view.wave_numbers()
     revised = f" (revised {_plural(view.plan_revision, 'time')})" if view.plan_revision else ""
     lines += [
-        f"- **Plan ID:** {_code(view.plan_id)}",
+        f"- **Plan ID:** {code(view.plan_id)}",
         f"- **Revision:** {view.plan_revision}{revised}",
         f"- **Task Type:** {_task_type(view)}",
         f"- **Waves:** {len(waves)}",
@@ -267,14 +227,14 @@ def render_plan(view: SessionView) -> str:
             lines += _objective_plan(o)
     lines += ["## Integration Contracts", ""]
     for c in view.contracts:
-        consumers = f"; consumed by {_codes(c.consumers)}" if c.consumers else ""
-        desc = f": {_text(c.description)}" if c.description.strip() else ""
-        lines.append(f"- {_code(c.name)}, provided by {_code(c.provider)}{consumers}{desc}")
+        consumers = f"; consumed by {codes(c.consumers)}" if c.consumers else ""
+        desc = f": {escape(c.description)}" if c.description.strip() else ""
+        lines.append(f"- {code(c.name)}, provided by {code(c.provider)}{consumers}{desc}")
     if not view.contracts:
         lines.append("_none_")
     lines += ["", "## Scope Validation", "", *_validation(view), ""]
     lines += ["## Approval", "", _approval(view)]
-    return _doc(lines)
+    return document(lines)
 
 
 # --- accomplishment -----------------------------------------------------------------
@@ -289,21 +249,21 @@ _MARK = {"completed": "✓ ", "failed": "✗ "}
 
 def _objective_result(o: ObjectiveView) -> list[str]:
     obj = o.objective
-    lines = [f"#### {_code(obj.id)} {_text(obj.title)}: {_MARK.get(o.status, '')}{o.status}", ""]
+    lines = [f"#### {code(obj.id)} {escape(obj.title)}: {_MARK.get(o.status, '')}{o.status}", ""]
     if o.attempt:
         failed = f" ({o.failures} failed)" if o.failures else ""
-        lines += [f"- **Worker:** {_code(o.worker_id)}", f"- **Attempts:** {o.attempt}{failed}"]
+        lines += [f"- **Worker:** {code(o.worker_id)}", f"- **Attempts:** {o.attempt}{failed}"]
     if o.status in ("completed", "failed"):
         lines.append(f"- **Duration:** {_duration(o.duration_s)}")
         exit_code = "unknown" if o.exit_code is None else str(o.exit_code)
         lines.append(f"- **Exit code:** {exit_code}")
         lines.append(f"- **Files modified ({len(o.files_modified)}):**")
-        lines += [f"  - {_code(p)}" for p in o.files_modified] or ["  - _none_"]
+        lines += [f"  - {code(p)}" for p in o.files_modified] or ["  - _none_"]
     if o.reason:
         label = "Failure reason" if o.status == "failed" else "Note"
-        lines.append(f"- **{label}:** {_text(o.reason)}")
+        lines.append(f"- **{label}:** {escape(o.reason)}")
     if o.violations:
-        lines.append(f"- **Scope violations:** {_codes(o.violations)}")
+        lines.append(f"- **Scope violations:** {codes(o.violations)}")
     if o.input_tokens or o.output_tokens or o.cost_usd:
         lines.append(f"- **Usage:** {_usage(o.input_tokens, o.output_tokens, o.cost_usd)}")
     return [*lines, ""] if len(lines) > 2 else lines  # a pending objective: heading only
@@ -323,7 +283,7 @@ def _wave_line(view: SessionView, n: int) -> str:
     if w is None or w.status == "pending":
         return f"### Wave {n}: not started"
     if w.status == "merged":
-        return f"### Wave {n}: merged at {_code(w.commit) if w.commit else 'unknown commit'}"
+        return f"### Wave {n}: merged at {code(w.commit) if w.commit else 'unknown commit'}"
     if w.status == "running":
         return f"### Wave {n}: running"
     return f"### Wave {n}: {w.status}, not merged"
@@ -343,15 +303,20 @@ def render_accomplishment(view: SessionView) -> str:
         f"- **Submitted:** {_iso(view.submitted_at)}",
         f"- **Ended:** {_iso(view.ended_at) if view.ended else 'not yet'}",
         f"- **Duration:** {_duration(view.duration_s())}",
-        f"- **Branch:** {_code(view.branch) if view.branch else '_none_'}",
+        f"- **Branch:** {code(view.branch) if view.branch else '_none_'}",
         f"- **Task Type:** {_task_type(view)}",
     ]
     if view.plan_id:
-        lines.append(f"- **Plan:** {_code(view.plan_id)} (revision {view.plan_revision})")
+        lines.append(f"- **Plan:** {code(view.plan_id)} (revision {view.plan_revision})")
     summary = view.summary if view.status == "completed" else view.reason
     heading = "Reason" if view.status in ("failed", "cancelled") else "Summary"
-    lines += ["", f"## {heading}", "", _para(summary) if summary.strip() else "_none given_"]
-    lines += ["", "## Owner Request", "", _para(view.request), "", "## Waves", ""]
+    lines += [
+        "",
+        f"## {heading}",
+        "",
+        escape_paragraphs(summary) if summary.strip() else "_none given_",
+    ]
+    lines += ["", "## Owner Request", "", escape_paragraphs(view.request), "", "## Waves", ""]
     for n in view.wave_numbers():
         lines += [_wave_line(view, n), ""]
         for o in view.objectives_of(n):
@@ -362,9 +327,9 @@ def render_accomplishment(view: SessionView) -> str:
         lines += [
             "## Merge Conflict",
             "",
-            f"Objective {_code(mc.objective_id)} of wave {mc.wave} did not merge"
-            + (f" (branch {_code(mc.branch)})" if mc.branch else "")
-            + f"; conflicting paths: {_codes(mc.paths)}.",
+            f"Objective {code(mc.objective_id)} of wave {mc.wave} did not merge"
+            + (f" (branch {code(mc.branch)})" if mc.branch else "")
+            + f"; conflicting paths: {codes(mc.paths)}.",
             "",
         ]
     lines += ["## Workers", ""]
@@ -372,10 +337,10 @@ def render_accomplishment(view: SessionView) -> str:
         w = view.workers[wid]
         tools = sorted(w.tools_used.items(), key=lambda kv: (-kv[1], kv[0]))
         lines += [
-            f"### {_code(wid)}",
+            f"### {code(wid)}",
             "",
             f"- **Tasks:** {w.tasks_completed} completed, {w.tasks_failed} failed",
-            "- **Tools used:** " + (", ".join(f"{_code(t)} ({n})" for t, n in tools) or "_none_"),
+            "- **Tools used:** " + (", ".join(f"{code(t)} ({n})" for t, n in tools) or "_none_"),
             f"- **Files modified:** {len(w.files_modified)}",
             f"- **Activities:** {w.activities} ({_plural(w.errors, 'error')})",
         ]
@@ -402,8 +367,8 @@ def render_accomplishment(view: SessionView) -> str:
     if usage:
         lines.append(f"- **Usage:** {usage}")
     message = view.commit_message or commit_message(view)
-    lines += ["", "## Commit Message", "", _fenced(message, "text")]
-    return _doc(lines)
+    lines += ["", "## Commit Message", "", fenced(message, "text")]
+    return document(lines)
 
 
 # --- commit message -----------------------------------------------------------------

@@ -24,6 +24,7 @@ Errors name the file, the worker and the key, with the fix, in one line.
 from __future__ import annotations
 
 import json
+import math
 import re
 import tomllib
 from pathlib import Path
@@ -31,7 +32,7 @@ from typing import Any
 
 import msgspec
 
-from ap_actors.config import PIPELINE_ACTORS, ActorConfig, Config
+from ap_actors.config import PIPELINE_ACTORS, ActorConfig, Config, read_text
 from ap_actors.errors import ConfigError
 
 _WORKER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
@@ -103,12 +104,7 @@ def load_team(path: str | Path) -> Team:
             a non-positive timeout or attempt count.
     """
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"team file {p} does not exist; pass an existing --team") from None
-    except OSError as e:
-        raise ConfigError(f"cannot read team file {p}: {e.strerror}") from e
+    text = read_text(p, "team file", "--team")
     try:
         data = _from_seed_json(json.loads(text)) if p.suffix == ".json" else tomllib.loads(text)
     except json.JSONDecodeError as e:
@@ -127,7 +123,7 @@ def check_team(team: Team, where: str = "team") -> None:
     """Raise :class:`ConfigError` if the team is inconsistent (see :func:`load_team`)."""
     seen: set[str] = set()
     for n, w in enumerate(team.workers):
-        if not _WORKER_ID.match(w.id):
+        if not _WORKER_ID.fullmatch(w.id):
             raise ConfigError(
                 f"{where}: workers[{n}].id = {w.id!r}: use letters, digits, '-' and '_'"
                 " (at most 64, starting with a letter or digit)"
@@ -140,11 +136,11 @@ def check_team(team: Team, where: str = "team") -> None:
                 f"{where}: worker {w.id!r} runs the command agent but has no command;"
                 ' add command = "your-tool {scope}"'
             )
-        if w.timeout_s is not None and w.timeout_s <= 0:
+        if w.timeout_s is not None and not (0 < w.timeout_s < math.inf):
             raise ConfigError(f"{where}: worker {w.id!r}: timeout_s must be positive")
     if team.max_attempts < 1:
         raise ConfigError(f"{where}: max_attempts must be at least 1")
-    if team.objective_timeout_s <= 0:
+    if not (0 < team.objective_timeout_s < math.inf):
         raise ConfigError(f"{where}: objective_timeout_s must be positive")
 
 

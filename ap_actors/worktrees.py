@@ -14,111 +14,52 @@ restricted to ``[A-Za-z0-9._-]``, not starting with ``.``, ``-`` or ``_`` (so no
 objective is called ``_session`` and no id escapes its directory), and a session id may
 not contain ``--``, so two (session, objective) pairs never share a branch name.
 
-These are plain synchronous functions over ``subprocess.run(["git", ...])``; actors call
-them through ``asyncio.to_thread``. Every command runs with ``LC_ALL=C`` (stable messages
-to parse), ``GIT_TERMINAL_PROMPT=0``, no pager and no editor, stdin closed, and without
-the ``GIT_DIR``-style variables of a calling git hook. Several worker processes add
-worktrees and commit in one repository at once; a command that fails because another git
-process holds a lock (``index.lock``, a ref's ``.lock``), or because it read the
-half-written admin files of a worktree being added, is retried with a short randomised
-back-off, up to ``_LOCK_TRIES`` times (about 2 s in all), before it raises. Commits and
-merges are made as ``ap-actors <ap-actors@localhost>`` with no user config needed,
-without commit hooks and unsigned.
+Git itself runs through :mod:`ap_actors.git` (fixed environment, lock-race retries;
+``git`` and ``GitError`` are re-exported here). These are plain synchronous functions;
+actors call them through ``asyncio.to_thread``. Commits and merges are made as
+``ap-actors <ap-actors@localhost>`` with no user config needed, without commit hooks and
+unsigned.
 
 Every failure is a :class:`GitError`: one line with the git command and git's own first
-error line.
+error line, or what is wrong and how to fix it.
 """
 
 from __future__ import annotations
 
-import os
-import random
 import re
 import shlex
-import subprocess
-import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import msgspec
 
-from ap_actors.errors import EXIT_CONFIG, ApError
+from ap_actors.git import GitError, command_error, decode_output, git, git_succeeds, run_git
+
+__all__ = [
+    "SESSION_WORKTREE",
+    "GitError",
+    "MergeResult",
+    "add_worktree",
+    "changed_files",
+    "commit_all",
+    "ensure_branch",
+    "files_changed_between",
+    "git",
+    "is_ancestor",
+    "merge_branches",
+    "objective_branch",
+    "remove_worktree",
+    "repo_root",
+    "resolve_commit",
+    "session_branch",
+    "session_worktree_path",
+    "worktree_path",
+]
 
 # Directory of the session worktree; objective ids never start with "_".
 SESSION_WORKTREE = "_session"
 
-_LOCK_TRIES = 10  # Attempts of a command that lost a race for a git lock file.
-_LOCK_BACKOFF_S = 0.01  # First back-off; doubled per attempt, capped at _LOCK_BACKOFF_MAX_S.
-_LOCK_BACKOFF_MAX_S = 0.5
-_LOCK_FAILURE = re.compile(
-    r"\.lock'?: File exists|could not lock|cannot lock ref|unable to lock"
-    r"|Another git process seems to be running"
-    # A worktree another process is adding has its admin files created before they are
-    # written; git reading them then fails ("failed to read .git/worktrees/x/commondir").
-    r"|failed to read .*worktrees/",
-    re.IGNORECASE,
-)
-# Variables a git hook exports to its children; inherited, they would point every
-# command at the hook's repository instead of ``cwd``.
-_REPO_LOCATING_ENV = (
-    "GIT_DIR",
-    "GIT_WORK_TREE",
-    "GIT_INDEX_FILE",
-    "GIT_OBJECT_DIRECTORY",
-    "GIT_ALTERNATE_OBJECT_DIRECTORIES",
-    "GIT_COMMON_DIR",
-    "GIT_PREFIX",
-    "GIT_IMPLICIT_WORK_TREE",
-)
-_FIXED_ENV = {
-    "LC_ALL": "C",
-    "GIT_TERMINAL_PROMPT": "0",
-    "GIT_PAGER": "cat",
-    "PAGER": "cat",
-    "GIT_EDITOR": ":",
-    "GIT_SEQUENCE_EDITOR": ":",
-    "GIT_MERGE_AUTOEDIT": "no",
-    # `git status` may otherwise take index.lock to refresh the index, racing the agent.
-    "GIT_OPTIONAL_LOCKS": "0",
-}
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
-
-
-class GitError(ApError):
-    """A git command failed, or the repository is not in the state an operation needs.
-
-    ``str(error)`` is one line: the command and git's first error line, or what is wrong
-    and how to fix it.
-
-    Attributes:
-        args: the git command's argv (``("git", "worktree", "add", ...)``), or ``()``
-            when no command failed. Unlike other exceptions ``args`` is not the message.
-        argv: the same tuple.
-        returncode: git's exit status, or -1 when no command failed.
-        stderr: git's standard error, decoded, or "".
-    """
-
-    exit_code = EXIT_CONFIG
-
-    def __init__(
-        self, message: str, argv: Sequence[str] = (), returncode: int = -1, stderr: str = ""
-    ) -> None:
-        super().__init__(message)
-        self.message = message
-        self.args = self.argv = tuple(argv)
-        self.returncode = returncode
-        self.stderr = stderr
-
-    def __str__(self) -> str:
-        return self.message
-
-    def __repr__(self) -> str:
-        return f"GitError({self.message!r})"
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        # The default rebuilds the error from ``args``, which here is the argv.
-        return (type(self), (self.message, self.argv, self.returncode, self.stderr))
 
 
 class MergeResult(msgspec.Struct, frozen=True):
@@ -165,94 +106,6 @@ def session_worktree_path(state_dir: Path, session_id: str) -> Path:
     return state_dir / "worktrees" / _check_id("session", session_id) / SESSION_WORKTREE
 
 
-# --- running git ----------------------------------------------------------------------
-
-
-def _environment(extra: Mapping[str, str] | None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in _REPO_LOCATING_ENV}
-    env.update(_FIXED_ENV)
-    if extra:
-        env.update(extra)
-    return env
-
-
-def _first_error_line(stderr: str, returncode: int) -> str:
-    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
-    for line in lines:
-        if line.startswith(("fatal:", "error:")):
-            return line
-    return lines[0] if lines else f"exit status {returncode}"
-
-
-def _error(argv: Sequence[str], returncode: int, stderr: str) -> GitError:
-    first = _first_error_line(stderr, returncode)
-    return GitError(f"`{shlex.join(argv)}` failed: {first}", argv, returncode, stderr)
-
-
-def _run(
-    cwd: Path, args: Sequence[str], *, env: Mapping[str, str] | None = None
-) -> subprocess.CompletedProcess[bytes]:
-    """Run ``git *args`` in ``cwd``, retrying lock races; return the finished process."""
-    argv = ["git", *args]
-    full_env = _environment(env)
-    delay = _LOCK_BACKOFF_S
-    for attempt in range(1, _LOCK_TRIES + 1):
-        try:
-            proc = subprocess.run(
-                argv, cwd=cwd, env=full_env, stdin=subprocess.DEVNULL, capture_output=True
-            )
-        except FileNotFoundError as e:
-            if not Path(cwd).is_dir():
-                raise GitError(f"{cwd} does not exist", argv) from e
-            raise GitError("git is not installed (not found on PATH)", argv) from e
-        if proc.returncode == 0 or attempt == _LOCK_TRIES:
-            return proc
-        if not _LOCK_FAILURE.search(proc.stderr.decode("utf-8", "replace")):
-            return proc
-        time.sleep(delay * random.uniform(0.5, 1.0))
-        delay = min(delay * 2, _LOCK_BACKOFF_MAX_S)
-    raise AssertionError("unreachable")
-
-
-def _decode(data: bytes) -> str:
-    # Paths are bytes to git; surrogateescape keeps a non-UTF-8 name round-trippable.
-    return data.decode("utf-8", "surrogateescape")
-
-
-def git(cwd: Path, *args: str, check: bool = True, env: dict[str, str] | None = None) -> str:
-    """Run ``git *args`` in ``cwd`` and return its standard output.
-
-    A failure caused by another git process holding a lock file is retried with a short
-    back-off (about 2 s in all) before it counts.
-
-    Args:
-        cwd: directory to run in (a worktree, or any directory for ``git init``).
-        args: git's arguments, without the leading ``git``.
-        check: raise on a non-zero exit; when False, return stdout whatever the status.
-        env: variables added to the environment (over the fixed ``LC_ALL=C`` etc.).
-
-    Returns:
-        stdout, decoded as UTF-8 (undecodable bytes as surrogate escapes), not stripped.
-
-    Raises:
-        GitError: git exited non-zero (and ``check``), git is not installed, or ``cwd``
-            does not exist.
-    """
-    proc = _run(cwd, args, env=env)
-    if check and proc.returncode != 0:
-        raise _error(["git", *args], proc.returncode, proc.stderr.decode("utf-8", "replace"))
-    return _decode(proc.stdout)
-
-
-def _ok(cwd: Path, *args: str) -> bool:
-    """Whether ``git *args`` succeeds (for questions git answers by exit status)."""
-    return _run(cwd, args).returncode == 0
-
-
-def _split_z(output: str) -> list[str]:
-    return [field for field in output.split("\0") if field]
-
-
 # --- repositories and refs ------------------------------------------------------------
 
 
@@ -273,7 +126,7 @@ def repo_root(path: Path) -> Path:
         raise GitError(f"{path} does not exist; give the path of a git repository")
     where = path if path.is_dir() else path.parent
     argv = ("git", "rev-parse", "--show-toplevel")
-    proc = _run(where, argv[1:])
+    proc = run_git(where, argv[1:])
     stderr = proc.stderr.decode("utf-8", "replace")
     if proc.returncode != 0:
         if "not a git repository" in stderr:
@@ -284,8 +137,8 @@ def repo_root(path: Path) -> Path:
                 proc.returncode,
                 stderr,
             )
-        raise _error(argv, proc.returncode, stderr)
-    top = _decode(proc.stdout).strip()
+        raise command_error(argv, proc.returncode, stderr)
+    top = decode_output(proc.stdout).strip()
     if not top:
         raise GitError(f"{path} is in a bare repository; give a repository with a worktree")
     return Path(top)
@@ -299,9 +152,9 @@ def resolve_commit(repo: Path, ref: str) -> str:
             first"), or ``ref`` names no commit ("unknown ref").
     """
     argv = ("git", "rev-parse", "--verify", "--quiet", "--end-of-options", f"{ref}^{{commit}}")
-    proc = _run(repo, argv[1:])
+    proc = run_git(repo, argv[1:])
     if proc.returncode == 0:
-        return _decode(proc.stdout).strip()
+        return decode_output(proc.stdout).strip()
     stderr = proc.stderr.decode("utf-8", "replace")
     if not git(repo, "rev-list", "-n", "1", "--all").strip():
         raise GitError(
@@ -320,14 +173,14 @@ def ensure_branch(repo: Path, branch: str, start: str) -> str:
         GitError: ``start`` is unknown, or ``branch`` is not a valid branch name.
     """
     ref = f"refs/heads/{branch}"
-    if _ok(repo, "rev-parse", "--verify", "--quiet", ref):
+    if git_succeeds(repo, "rev-parse", "--verify", "--quiet", ref):
         return resolve_commit(repo, ref)
     sha = resolve_commit(repo, start)
-    proc = _run(repo, ("branch", "--no-track", branch, sha))
+    proc = run_git(repo, ("branch", "--no-track", branch, sha))
     # Another process may have created it between the check and here: that is fine.
-    if proc.returncode != 0 and not _ok(repo, "rev-parse", "--verify", "--quiet", ref):
+    if proc.returncode != 0 and not git_succeeds(repo, "rev-parse", "--verify", "--quiet", ref):
         argv = ("git", "branch", "--no-track", branch, sha)
-        raise _error(argv, proc.returncode, proc.stderr.decode("utf-8", "replace"))
+        raise command_error(argv, proc.returncode, proc.stderr.decode("utf-8", "replace"))
     return resolve_commit(repo, ref)
 
 
@@ -339,10 +192,10 @@ def is_ancestor(repo: Path, ancestor: str, descendant: str) -> bool:
     """
     older, newer = resolve_commit(repo, ancestor), resolve_commit(repo, descendant)
     argv = ("git", "merge-base", "--is-ancestor", older, newer)
-    proc = _run(repo, argv[1:])
+    proc = run_git(repo, argv[1:])
     if proc.returncode in (0, 1):
         return proc.returncode == 0
-    raise _error(argv, proc.returncode, proc.stderr.decode("utf-8", "replace"))
+    raise command_error(argv, proc.returncode, proc.stderr.decode("utf-8", "replace"))
 
 
 # --- worktrees ------------------------------------------------------------------------
@@ -520,12 +373,16 @@ def commit_all(
         GitError: git failed (e.g. an empty ``message``).
     """
     git(worktree, "add", "--all")
-    if _ok(worktree, "diff", "--cached", "--quiet"):
+    if git_succeeds(worktree, "diff", "--cached", "--quiet"):
         return None
     options, env = _identity(author, email)
     args = ["commit", "--quiet", "--no-verify", "--cleanup=whitespace", "-m", message]
     git(worktree, *options, *args, env=env)
     return resolve_commit(worktree, "HEAD")
+
+
+def _split_z(output: str) -> list[str]:
+    return [field for field in output.split("\0") if field]
 
 
 def files_changed_between(repo: Path, base: str, head: str) -> list[str]:
@@ -554,9 +411,8 @@ def _conflicted(worktree: Path) -> list[str]:
 
 def _restore(worktree: Path) -> None:
     """Bring a private worktree back to its HEAD: no merge in progress, nothing changed."""
-    if _ok(worktree, "rev-parse", "--verify", "--quiet", "MERGE_HEAD") and not _ok(
-        worktree, "merge", "--abort"
-    ):
+    merging = git_succeeds(worktree, "rev-parse", "--verify", "--quiet", "MERGE_HEAD")
+    if merging and not git_succeeds(worktree, "merge", "--abort"):
         git(worktree, "reset", "--hard", "--quiet", "HEAD")
     if git(worktree, "status", "--porcelain=v1", "-z", "--untracked-files=all"):
         git(worktree, "reset", "--hard", "--quiet", "HEAD")
@@ -599,7 +455,7 @@ def merge_branches(
         GitError: a branch is unknown, ``session_wt`` is not on a branch, or a merge
             failed for another reason than a conflict (it is aborted first).
     """
-    if not _ok(session_wt, "symbolic-ref", "--quiet", "HEAD"):
+    if not git_succeeds(session_wt, "symbolic-ref", "--quiet", "HEAD"):
         raise GitError(f"{session_wt} is not on a branch; check the session branch out there")
     _restore(session_wt)
     options, env = _identity(author, email)
@@ -610,13 +466,13 @@ def merge_branches(
         if not is_ancestor(repo, tip, resolve_commit(session_wt, "HEAD")):
             args = [*options, "merge", "--no-ff", "--no-edit", "--no-verify"]
             args += ["-m", f"{message}: {branch}", tip]
-            proc = _run(session_wt, args, env=env)
+            proc = run_git(session_wt, args, env=env)
             if proc.returncode != 0:
                 paths = _conflicted(session_wt)
                 _restore(session_wt)
                 if not paths:
-                    stderr = proc.stderr.decode("utf-8", "replace") or _decode(proc.stdout)
-                    raise _error(["git", *args], proc.returncode, stderr)
+                    stderr = proc.stderr.decode("utf-8", "replace") or decode_output(proc.stdout)
+                    raise command_error(["git", *args], proc.returncode, stderr)
                 head = resolve_commit(session_wt, "HEAD")
                 return MergeResult(head, merged, conflict=branch, conflict_paths=paths)
         merged.append(branch)

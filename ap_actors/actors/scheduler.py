@@ -192,9 +192,7 @@ class Scheduler(Actor[SchedulerState]):
                 return
             objectives = view.objectives_of(number)
             if wave.status == "pending":
-                await asyncio.to_thread(
-                    ensure_branch, repo, branch, resolve_commit(repo, view.base_ref)
-                )
+                await asyncio.to_thread(_session_branch, repo, branch, view.base_ref)
                 await self._emit(
                     view,
                     f"wave_started:{number}",
@@ -349,6 +347,11 @@ class Scheduler(Actor[SchedulerState]):
     @staticmethod
     def _load(view: SessionView, worker_id: str) -> int:
         return sum(o.worker_id == worker_id for o in view.objectives.values())
+
+
+def _session_branch(repo: Path, branch: str, base_ref: str) -> str:
+    """Create the session branch at the base ref unless it exists; return its commit."""
+    return ensure_branch(repo, branch, resolve_commit(repo, base_ref))
 
 
 def _merge(

@@ -23,7 +23,8 @@ Source: ``DESIGN.md``, "Workers and agents". One worker actor per worker of the 
 
 Emits derive their ids from the ``objective_assigned`` event. A worker that restarts with
 an objective in flight does not run it again: it kills what is left of the agent's
-process group and reports ``objective_failed`` ("interrupted"); the scheduler assigns a
+process group (its id is in ``worker_started`` and, written before that is emitted, in
+``<transcript>.pid``) and reports ``objective_failed`` ("interrupted"); the scheduler assigns a
 new attempt while the team's ``max_attempts`` allows.
 
 Options: ``worker`` (the WorkerSpec), ``team``, ``metrics_interval_s`` (default 2.0),
@@ -122,7 +123,8 @@ class Worker(Actor[Sessions]):
                 if o.worker_id != self.worker_id:
                     continue
                 if o.status == "running":
-                    await self._interrupted(view, o.objective.id, o.attempt, o.pid)
+                    pid = o.pid or _read_pid(o.transcript)
+                    await self._interrupted(view, o.objective.id, o.attempt, pid)
                 elif o.status == "assigned":  # never started: nothing to undo, run it
                     await self.queue.put(_assignment(view, o.objective.id, o.attempt, o.base))
         self.runner = asyncio.create_task(self._run_queue())
@@ -362,6 +364,8 @@ class Worker(Actor[Sessions]):
             stderr=out,
             start_new_session=True,
         )
+        # Before anything can fail: a restarted worker must find this process group.
+        _pid_file(out).write_text(str(proc.pid))
         await self.emit(
             WorkerStarted(
                 worker_id=self.worker_id,
@@ -450,6 +454,18 @@ def _assignment(view: SessionView, objective_id: str, attempt: int, base: str) -
         base=base,
         timeout_s=o.timeout_s,
     )
+
+
+def _pid_file(out: IO[bytes]) -> Path:
+    """``<transcript>.pid``: the agent's process group id, for a restarted worker."""
+    return Path(f"{out.name}.pid")
+
+
+def _read_pid(transcript: str) -> int:
+    try:
+        return int(Path(f"{transcript}.pid").read_text())
+    except (OSError, ValueError):
+        return 0
 
 
 def _mark(out: IO[bytes], text: str) -> None:

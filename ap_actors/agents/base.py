@@ -23,10 +23,10 @@ from pathlib import Path
 from typing import ClassVar, Protocol
 
 import msgspec
-import pathspec
 
-from ap_actors.errors import AgentError, ScopeError
+from ap_actors.errors import AgentError
 from ap_actors.events import ActivityType, Contract, Objective
+from ap_actors.scope import check_pattern, matches
 
 MAX_DESCRIPTION = 2_000
 """Longest activity description, characters; longer text is cut (see :func:`clip`)."""
@@ -34,7 +34,7 @@ MAX_DESCRIPTION = 2_000
 PLACEHOLDERS = ("prompt", "objective", "title", "session", "workdir", "scope")
 """Names a command template may use, each written ``{name}``."""
 
-_GLOB_CHARS = frozenset("*?[")
+_GLOB_CHARS = frozenset("*?[\\")  # With "\\": "\\#a" names "#a", found by matching.
 
 
 class AgentTask(msgspec.Struct, frozen=True, kw_only=True):
@@ -317,66 +317,50 @@ def _parse_token(token: str, template: list[str]) -> list[tuple[str, bool]]:
 def scope_paths(workdir: str | Path, touch: Sequence[str], forbid: Sequence[str] = ()) -> list[str]:
     """Return the paths, relative to ``workdir``, that a ``{scope}`` placeholder names.
 
-    Each touch pattern gives, in pattern order (a path named twice is kept once):
+    Patterns are scope patterns, anchored at the worktree root and matched as
+    :func:`ap_actors.scope.matches` matches them (``*.py`` names the root's Python
+    files, ``**/*.py`` all of them). Each touch pattern gives, in pattern order (a path
+    named twice is kept once):
 
-    - with glob characters (``*?[``): the files of the worktree it matches (gitignore
-      rules, ``pathspec.GitIgnoreSpec``), tracked and untracked but not ignored
-      (``git ls-files -co --exclude-standard``; every file under ``workdir`` except
-      ``.git`` when it is not a git worktree), minus those a forbid pattern matches,
-      sorted;
-    - otherwise: the pattern without its leading and trailing ``/``, if that path
-      exists inside ``workdir`` and no forbid pattern matches it.
+    - with glob characters or escapes (``*?[\\``): the files of the worktree it matches,
+      tracked and untracked but not ignored (``git ls-files -co --exclude-standard``;
+      every file under ``workdir`` except ``.git`` when it is not a git worktree),
+      minus those a forbid pattern matches, sorted;
+    - otherwise: the pattern without its leading ``/`` and trailing ``/`` and spaces, if
+      that path exists in ``workdir`` and no forbid pattern matches it or a parent.
 
     A literal directory is passed whole, unless a forbid pattern matches a file inside
     it: then it gives its files that no forbid pattern matches, sorted.
-    Negated patterns (``!path``) name no paths.
 
     Raises:
-        ScopeError: a pattern is not a valid gitignore pattern.
+        ScopeError: a pattern is not a valid scope pattern (see
+            :func:`ap_actors.scope.check_pattern`).
     """
+    for pattern in (*touch, *forbid):
+        check_pattern(pattern)
     root = Path(workdir)
-    forbidden = _spec(forbid) if forbid else None
     files: list[str] | None = None
     out: dict[str, None] = {}
     for pattern in touch:
-        rel = pattern.strip().lstrip("/").rstrip("/")
-        if not rel or rel.startswith("!"):
-            continue
+        rel = pattern.rstrip(" ").lstrip("/").rstrip("/")
         if _GLOB_CHARS.intersection(rel):
             if files is None:
                 files = _worktree_files(root)
-            spec = _spec([pattern])
-            matches = sorted(
-                f
-                for f in files
-                if spec.match_file(f) and not (forbidden and forbidden.match_file(f))
-            )
+            found = sorted(f for f in files if matches(f, [pattern]) and not matches(f, forbid))
+        elif not os.path.lexists(root / rel) or matches(rel, forbid):
+            found = []
+        elif forbid and (root / rel).is_dir():
+            # A forbidden file inside: name the directory's other files instead.
+            if files is None:
+                files = _worktree_files(root)
+            under = [f for f in files if f.startswith(rel + "/")]
+            allowed = [f for f in under if not matches(f, forbid)]
+            found = allowed if len(allowed) < len(under) else [rel]
         else:
-            target = root / rel
-            inside = os.path.abspath(target).startswith(os.path.abspath(root) + os.sep)
-            ok = inside and os.path.lexists(target)
-            if ok and forbidden is not None:
-                as_dir = rel + "/" if target.is_dir() else rel
-                ok = not forbidden.match_file(as_dir)
-            matches = [rel] if ok else []
-            if ok and forbidden is not None and target.is_dir():
-                # A forbidden file inside: name the directory's other files instead.
-                if files is None:
-                    files = _worktree_files(root)
-                under = [f for f in files if f.startswith(rel + "/")]
-                allowed = [f for f in under if not forbidden.match_file(f)]
-                if len(allowed) < len(under):
-                    matches = allowed
-        for m in matches:
-            out.setdefault(m)
+            found = [rel]
+        for f in found:
+            out.setdefault(f)
     return list(out)
-
-
-def _spec(patterns: Sequence[str]) -> pathspec.GitIgnoreSpec:
-    try:
-        return pathspec.GitIgnoreSpec.from_lines(patterns)
-    except Exception as e:  # pathspec raises several types for a bad pattern
-        raise ScopeError(f"invalid scope pattern in {list(patterns)!r}: {e}") from e
 
 
 def _worktree_files(root: Path) -> list[str]:

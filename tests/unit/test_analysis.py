@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 
@@ -19,13 +18,6 @@ from ap_actors.analysis import (
 )
 from ap_actors.errors import EXIT_CONFIG, ConfigError
 from ap_actors.events import AnalysisCompleted
-
-
-@pytest.fixture(autouse=True)
-def _no_user_git_config(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Run git without the user's and the system's config: nothing may depend on them."""
-    monkeypatch.setenv("GIT_CONFIG_GLOBAL", os.devnull)
-    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
 
 
 def commit_repo(root: Path, files: dict[str, str | bytes], message: str = "c") -> Path:

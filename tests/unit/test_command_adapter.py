@@ -24,7 +24,7 @@ from ap_actors.agents import (
 )
 from ap_actors.agents.base import MAX_DESCRIPTION
 from ap_actors.agents.command import CommandLineParser, command_line, exit_line, path_in
-from ap_actors.errors import AgentError
+from ap_actors.errors import AgentError, ScopeError
 from ap_actors.events import Contract, Objective
 
 
@@ -231,9 +231,44 @@ def test_forbidden_files_are_subtracted_from_globs_and_literals(repo: Path) -> N
 def test_literal_paths_are_kept_in_pattern_order_once_and_only_if_they_exist(
     repo: Path,
 ) -> None:
-    touch = ["/src/api.py", "src/auth/", "missing.py", "src/api.py", "../outside", "!src/api.py"]
-    (repo.parent / "outside").write_text("not in the worktree\n")
+    touch = ["/src/api.py", "src/auth/", "missing.py", "src/api.py"]
     assert scope_paths(repo, touch) == ["src/api.py", "src/auth"]
+
+
+@pytest.mark.parametrize(
+    ("touch", "forbid"), [(["../outside"], []), (["!src/api.py"], []), (["src/"], ["#x"])]
+)
+def test_an_invalid_scope_pattern_is_a_scope_error_as_in_the_scope_validator(
+    repo: Path, touch: list[str], forbid: list[str]
+) -> None:
+    with pytest.raises(ScopeError, match=r"^scope pattern '(\.\./outside|!src/api\.py|#x)' "):
+        scope_paths(repo, touch, forbid)
+
+
+def test_a_glob_is_anchored_at_the_root_unless_it_starts_with_a_globstar(repo: Path) -> None:
+    (repo / "setup.py").write_text("untracked\n")
+    spec = CommandSpec.from_config(command="ruff check {scope}")
+    assert spec.argvs(_task(repo, scope_touch=["*.py"])) == [["ruff", "check", "setup.py"]]
+    assert spec.argvs(_task(repo, scope_touch=["**/*.py"])) == [
+        [
+            "ruff",
+            "check",
+            "setup.py",
+            "src/api.py",
+            "src/auth/__init__.py",
+            "src/auth/secrets.py",
+            "src/auth/tokens.py",
+            "tests/test_api.py",
+            "tests/test_auth.py",
+            "tests/test_auth_new.py",
+            "tests/test_auth_tokens.py",
+        ]
+    ]
+
+
+def test_an_escaped_name_names_the_file_it_matches(repo: Path) -> None:
+    (repo / "#notes.md").write_text("untracked\n")
+    assert scope_paths(repo, ["\\#notes.md"]) == ["#notes.md"]
 
 
 def test_globs_also_expand_in_a_directory_that_is_not_a_git_worktree(tmp_path: Path) -> None:
@@ -242,7 +277,7 @@ def test_globs_also_expand_in_a_directory_that_is_not_a_git_worktree(tmp_path: P
     (tmp_path / "pkg" / "b.py").write_text("")
     (tmp_path / ".git").mkdir()  # not a repository: git fails; its files are skipped
     (tmp_path / ".git" / "c.py").write_text("")
-    assert scope_paths(tmp_path, ["*.py"]) == ["a.py", "pkg/b.py"]
+    assert scope_paths(tmp_path, ["**/*.py"]) == ["a.py", "pkg/b.py"]
 
 
 # --- the prompt ---------------------------------------------------------------------

@@ -31,11 +31,7 @@ from ap_actors.planning import (
 )
 from ap_actors.scope import check_pattern, find_conflicts, in_scope, matches
 from ap_actors.team import Team, WorkerSpec
-from tests.unit.test_analysis import (  # the autouse fixture applies here too
-    PYTHON_PROJECT,
-    _no_user_git_config,  # noqa: F401
-    commit_repo,
-)
+from tests.unit.test_analysis import PYTHON_PROJECT, commit_repo
 
 SITE_PACKAGES = Path(msgspec.__file__).resolve().parents[1]
 

@@ -2,7 +2,8 @@
 
 Oracles: pathspec's ``GitIgnoreSpec`` for concrete paths, real ``git check-ignore``
 (git 2.39) where pathspec and git disagree, and greenery's automaton algebra for the
-emptiness of an overlap.
+emptiness of an overlap. A scope pattern is anchored at the repository root, so the
+oracles are given its gitignore form (:func:`as_gitignore`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from ap_actors import scope
 from ap_actors.errors import EXIT_CONFIG, ScopeError
 from ap_actors.events import Objective, ScopeConflict
 from ap_actors.scope import (
+    anchored,
     check_changes,
     check_pattern,
     find_conflicts,
@@ -71,14 +73,21 @@ def git_ignored(patterns: Sequence[str], files: Sequence[str]) -> set[str]:
         return {fields[i + 3] for i in range(0, len(fields) - 1, 4) if fields[i]}
 
 
+def as_gitignore(pattern: str) -> str:
+    """The .gitignore pattern meaning what scope ``pattern`` means: rooted unless "**/"."""
+    return pattern if pattern.startswith(("/", "**/")) else "/" + pattern
+
+
 @cache
 def oracle(pattern: str) -> GitIgnoreSpec:
-    """pathspec's reading of one pattern, asked the question git answers.
+    """pathspec's reading of one scope pattern, asked the question git answers.
 
-    pathspec lets ``foo/**/`` match the file ``foo/x``; git does not (see
+    The pattern is anchored at the root first (:func:`as_gitignore`). pathspec lets
+    ``foo/**/`` match the file ``foo/x``; git does not (see
     ``test_a_trailing_globstar_folder_pattern_follows_git_where_pathspec_differs``), and
     ``foo/*/`` means to both what ``foo/**/`` means to git.
     """
+    pattern = as_gitignore(pattern)
     if pattern.endswith("**/"):
         pattern = pattern[:-3] + "*/"
     return GitIgnoreSpec.from_lines([pattern])
@@ -131,15 +140,22 @@ patterns = st.builds(
 @pytest.mark.parametrize(
     ("path", "pattern", "expected"),
     [
-        ("a/b.py", "*.py", True),  # No "/": any depth.
-        ("a/b.py", "/*.py", False),  # Leading "/": the root only.
+        ("b.py", "*.py", True),
+        ("a/b.py", "*.py", False),  # Anchored at the root, unlike in a .gitignore.
+        ("a.py/b", "*.py", True),  # Through a root folder named like a Python file.
+        ("a/b.py", "/*.py", False),
+        ("a/b.py", "**/*.py", True),  # A leading "**/": any depth.
         ("setup.py", "/setup.py", True),
+        ("setup.py", "setup.py", True),
         ("src/setup.py", "/setup.py", False),
-        ("src/a.py", "src/*.py", True),  # A middle "/" anchors too.
+        ("src/setup.py", "setup.py", False),
+        ("src/a.py", "src/*.py", True),
         ("x/src/a.py", "src/*.py", False),
         ("src/a/b.py", "src/*.py", False),  # "*" does not cross "/".
         ("src/auth/jwt.py", "src/", True),  # Through a parent folder.
-        ("x/src/a", "src/", True),
+        ("x/src/a", "src/", False),
+        ("a/tests/x", "tests/", False),
+        ("a/tests/x", "**/tests/", True),
         ("src", "src/", False),  # A trailing "/" matches folders only.
         ("src", "src", True),
         ("src/a/b/c.py", "src/**/c.py", True),
@@ -163,7 +179,7 @@ patterns = st.builds(
 def test_matches_follows_gitignore(path: str, pattern: str, expected: bool) -> None:
     assert matches(path, [pattern]) is expected
     assert scope._compile(pattern).accepts(path) is expected
-    assert (path in git_ignored([pattern], [path])) is expected
+    assert (path in git_ignored([as_gitignore(pattern)], [path])) is expected
 
 
 def test_no_pattern_matches_nothing() -> None:
@@ -185,7 +201,8 @@ def test_a_path_that_is_not_repository_relative_is_rejected(path: str) -> None:
 
 def test_a_path_with_a_newline_is_matched_like_git_does() -> None:
     # pathspec's regular expressions do not cross a newline; the automaton does.
-    assert matches("a\nb/c.py", ["*.py"])
+    assert matches("a\nb/c.py", ["**/*.py"])
+    assert not matches("a\nb/c.py", ["*.py"])
     assert matches("a\nb/c.py", ["/a?b/"])
 
 
@@ -299,26 +316,34 @@ def test_a_double_star_inside_a_name_is_rejected_because_git_reads_it_two_ways()
 # --- overlap ----------------------------------------------------------------------------
 
 
-def test_an_unanchored_glob_overlaps_a_folder_with_a_witness_inside_it() -> None:
-    assert overlap(["*.py"], ["tests/"]) == [("*.py", "tests/", "tests/a.py")]
-
-
-def test_a_root_glob_meets_a_folder_pattern_only_through_a_folder_named_like_a_file() -> None:
-    # gitignore(5) matches "/*.py" against folders too: git ignores everything in a root
-    # folder "a.py/", so "/*.py" and "tests/" share "a.py/tests/a" and are not disjoint.
-    assert overlap(["/*.py"], ["tests/"]) == [("/*.py", "tests/", "a.py/tests/a")]
-    assert git_ignored(["/*.py"], ["a.py/tests/a"]) == git_ignored(["tests/"], ["a.py/tests/a"])
-    assert git_ignored(["/*.py"], ["a.py/tests/a"]) == {"a.py/tests/a"}
-    assert overlap(["/*.py"], ["tests/*.py", "tests/**"]) == []
+# The acceptance examples of the scope validator's issue, verbatim.
 
 
 def test_a_folder_pattern_conflicts_with_a_file_inside_it() -> None:
     assert overlap(["src/"], ["src/auth.py"]) == [("src/", "src/auth.py", "src/auth.py")]
 
 
+def test_a_root_glob_does_not_conflict_with_the_root_tests_folder() -> None:
+    assert overlap(["*.py"], ["tests/"]) == []
+    assert find_conflicts([objective("a", ["*.py"]), objective("b", ["tests/"])]) == []
+
+
 def test_a_globstar_pattern_overlaps_a_file_it_names() -> None:
     found = overlap(["src/**/test_*.py"], ["src/a/test_b.py"])
     assert found == [("src/**/test_*.py", "src/a/test_b.py", "src/a/test_b.py")]
+
+
+def test_a_glob_at_any_depth_overlaps_a_folder_with_a_witness_inside_it() -> None:
+    assert overlap(["**/*.py"], ["tests/"]) == [("**/*.py", "tests/", "tests/a.py")]
+
+
+def test_a_root_glob_meets_a_folder_pattern_only_through_a_folder_named_like_a_file() -> None:
+    # gitignore(5) matches "*.py" against folders too: git ignores everything in a root
+    # folder "a.py/", so "*.py" and "**/tests/" share "a.py/tests/a".
+    assert overlap(["*.py"], ["**/tests/"]) == [("*.py", "**/tests/", "a.py/tests/a")]
+    assert git_ignored(["/*.py"], ["a.py/tests/a"]) == {"a.py/tests/a"}
+    assert git_ignored(["**/tests/"], ["a.py/tests/a"]) == {"a.py/tests/a"}
+    assert overlap(["*.py"], ["tests/*.py", "tests/**"]) == []
 
 
 def test_sibling_folders_are_disjoint() -> None:
@@ -353,8 +378,8 @@ def test_witnesses_are_readable() -> None:
     assert overlap(["/[!a-z]"], ["/?"]) == [("/[!a-z]", "/?", "0")]
     assert overlap(["/[!a-z0-9_.-]"], ["/*"]) == [("/[!a-z0-9_.-]", "/*", "A")]
     # "tests/.py" is shorter, but a hidden file only when the patterns demand one.
-    assert overlap(["*.py"], ["tests/"])[0][2] == "tests/a.py"
-    assert overlap([".github/"], ["*.yml"])[0][2] == ".github/a.yml"
+    assert overlap(["**/*.py"], ["tests/"])[0][2] == "tests/a.py"
+    assert overlap([".github/"], ["**/*.yml"])[0][2] == ".github/a.yml"
 
 
 def test_a_witness_needs_a_character_outside_ascii_when_the_patterns_do() -> None:
@@ -364,19 +389,26 @@ def test_a_witness_needs_a_character_outside_ascii_when_the_patterns_do() -> Non
 
 
 def test_overlap_lists_every_overlapping_pair_in_order() -> None:
-    found = overlap(["/docs/", "src/a.py", "*.md"], ["/src/", "/README.md"])
+    found = overlap(["/docs/", "src/a.py", "**/*.md"], ["/src/", "/README.md"])
     assert found == [
         ("src/a.py", "/src/", "src/a.py"),
-        ("*.md", "/src/", "src/a.md"),
-        ("*.md", "/README.md", "README.md"),
+        ("**/*.md", "/src/", "src/a.md"),
+        ("**/*.md", "/README.md", "README.md"),
     ]
 
 
-def test_a_pattern_without_a_middle_slash_matches_at_any_depth() -> None:
-    # gitignore(5): "src/" is any folder named src; "/src/" is the root one only.
-    assert overlap(["src/"], ["docs/"]) == [("src/", "docs/", "docs/src/a")]
-    assert overlap(["/src/"], ["/docs/"]) == []
-    assert overlap(["src/a.py"], ["README.md"]) == [("src/a.py", "README.md", "src/a.py/README.md")]
+def test_a_pattern_is_anchored_at_the_root_unless_it_starts_with_a_globstar() -> None:
+    # In a .gitignore "src/" is any folder named src; in a scope, the root one only.
+    assert overlap(["src/"], ["docs/"]) == []
+    assert overlap(["**/src/"], ["docs/"]) == [("**/src/", "docs/", "docs/src/a")]
+    assert overlap(["src/a.py"], ["README.md"]) == []
+    assert [anchored(p) for p in ["tests/", "*.py", "/setup.py", "**/*.py", "**"]] == [
+        "/tests/",
+        "/*.py",
+        "/setup.py",
+        "**/*.py",
+        "/**",
+    ]
 
 
 # --- find_conflicts ---------------------------------------------------------------------
@@ -456,8 +488,8 @@ def test_recolour_moves_the_later_of_two_conflicting_objectives_to_the_next_wave
 
 
 def test_recolour_keeps_a_plan_without_conflicts_as_it_is() -> None:
-    plan = [objective("a", ["src/"]), objective("b", ["docs/"], wave=2, depends_on=["a"])]
-    assert recolour(plan) == plan  # "src/" and "docs/" overlap, but not in one wave.
+    plan = [objective("a", ["src/"]), objective("b", ["src/a.py"], wave=2, depends_on=["a"])]
+    assert recolour(plan) == plan  # "src/" and "src/a.py" overlap, but not in one wave.
 
 
 def test_recolour_puts_an_objective_after_what_it_depends_on() -> None:
@@ -549,7 +581,19 @@ def test_matches_and_the_automaton_agree_with_pathspec(tree: list[str], pattern:
 @settings(max_examples=40, deadline=None)
 def test_matches_agrees_with_git(tree: list[str], pattern: str) -> None:
     files = folders_apart(tree)
-    assert {f for f in files if matches(f, [pattern])} == git_ignored([pattern], files)
+    expected = git_ignored([as_gitignore(pattern)], files)
+    assert {f for f in files if matches(f, [pattern])} == expected
+
+
+@given(pattern=patterns)
+@settings(max_examples=100, deadline=None)
+def test_a_pattern_and_the_same_pattern_with_a_leading_slash_are_equivalent(
+    pattern: str,
+) -> None:
+    rooted = "/" + pattern.removeprefix("/")
+    # Exact: no path is matched by one and not by the other.
+    assert overlap([pattern], [pattern], forbid_b=[rooted]) == []
+    assert overlap([rooted], [rooted], forbid_b=[pattern]) == []
 
 
 @given(tree=trees, a=patterns, b=patterns, forbid=st.lists(patterns, max_size=2))

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ap_actors import worktrees
+from ap_actors import git as git_runner
 from ap_actors.errors import EXIT_CONFIG
 from ap_actors.worktrees import (
     GitError,
@@ -33,13 +33,6 @@ from ap_actors.worktrees import (
     session_worktree_path,
     worktree_path,
 )
-
-
-@pytest.fixture(autouse=True)
-def _no_user_git_config(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Run git without the user's and the system's config: nothing may depend on them."""
-    monkeypatch.setenv("GIT_CONFIG_GLOBAL", os.devnull)
-    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
 
 
 def write(root: Path, rel: str, text: str = "x\n") -> Path:
@@ -335,7 +328,7 @@ def test_a_command_that_finds_a_lock_taken_retries_until_it_is_released(
         if len(waits) == 2:
             lock.unlink()
 
-    monkeypatch.setattr(worktrees.time, "sleep", release_after_the_second_wait)
+    monkeypatch.setattr(git_runner.time, "sleep", release_after_the_second_wait)
     assert commit_all(wt, "after the lock") is not None
     assert len(waits) == 2
 
@@ -345,10 +338,10 @@ def test_a_lock_that_is_never_released_fails_after_a_bounded_wait(
 ) -> None:
     wt, _ = locked_worktree
     waits: list[float] = []
-    monkeypatch.setattr(worktrees.time, "sleep", waits.append)
+    monkeypatch.setattr(git_runner.time, "sleep", waits.append)
     with pytest.raises(GitError, match=r"`git add --all` failed: fatal: Unable to create .*lock"):
         commit_all(wt, "never")
-    assert len(waits) == worktrees._LOCK_TRIES - 1
+    assert len(waits) == git_runner._LOCK_TRIES - 1
     assert sum(waits) < 2.5
 
 
