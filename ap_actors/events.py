@@ -302,6 +302,17 @@ class WorkerError(Event, frozen=True, tag="worker_error"):
     objective_id: str | None = None  # Id of the objective within the session's plan.
 
 
+class TranscriptRead(Event, frozen=True, tag="transcript_read"):
+    """A log monitor read an objective attempt's transcript to its end: every activity of
+    that attempt is in the log before this event."""
+
+    objective_id: str  # Id of the objective within the session's plan.
+    worker_id: str  # Id of the worker from the team config.
+    attempt: int = 1  # 1-based attempt number of this objective.
+    transcript: str = ""  # Path of the transcript file.
+    lines: int = 0  # Lines read (all generations of the file).
+
+
 class ObjectiveCompleted(Event, frozen=True, tag="objective_completed"):
     objective_id: str  # Id of the objective within the session's plan.
     worker_id: str  # Id of the worker from the team config.
@@ -379,6 +390,7 @@ EventType: TypeAlias = (
     | WorkerActivity
     | WorkerMetrics
     | WorkerError
+    | TranscriptRead
     | ObjectiveCompleted
     | ObjectiveFailed
     | ScopeViolated

@@ -50,6 +50,7 @@ from ap_actors.events import (
     SessionCancelled,
     SessionCompleted,
     SessionFailed,
+    TranscriptRead,
     WaveCompleted,
     WaveMerged,
     WaveStarted,
@@ -89,6 +90,7 @@ class ObjectiveView(msgspec.Struct, kw_only=True):
     timeout_s: float = 0.0  # Timeout of the latest attempt, seconds; 0 = none.
     workdir: str = ""  # Its git worktree.
     transcript: str = ""  # Its transcript file.
+    transcript_read: bool = False  # Its log monitor read the transcript to its end.
     pid: int = 0  # Agent process of the latest attempt.
     files_modified: list[str] = []  # Of the completed attempt (or the failed one).
     exit_code: int | None = None
@@ -200,6 +202,10 @@ class SessionView(msgspec.Struct, kw_only=True):
         """Seconds from submission to the end (or to ``now`` / the last event)."""
         end = self.ended_at or now or self.last_ts
         return max(0.0, end - self.submitted_at) if self.submitted_at else 0.0
+
+    def transcripts_unread(self) -> int:
+        """Objectives whose latest attempt started and whose transcript is not read yet."""
+        return sum(1 for o in self.objectives.values() if o.transcript and not o.transcript_read)
 
     def files_modified(self) -> list[str]:
         """Return every path changed by a completed objective, sorted, once each."""
@@ -322,6 +328,7 @@ def apply(view: SessionView, event: Event, seq: int = 0) -> SessionView:
                 o.pid = 0
                 o.started_at = o.ended_at = 0.0
                 o.workdir = o.transcript = ""
+                o.transcript_read = False
             worker = _worker(view, event.worker_id)
             worker.status = "busy"
             worker.objective_id = event.objective_id
@@ -339,6 +346,10 @@ def apply(view: SessionView, event: Event, seq: int = 0) -> SessionView:
             _worker(view, event.worker_id).pid = event.pid
         case ObjectiveCompleted() | ObjectiveFailed():
             _objective_result(view, event)
+        case TranscriptRead():
+            o = view.objectives.get(event.objective_id)
+            if o is not None and o.attempt == event.attempt and o.worker_id == event.worker_id:
+                o.transcript_read = True
         case ScopeViolated():
             o = view.objectives.get(event.objective_id)
             if o is not None:

@@ -6,11 +6,13 @@ its worker it tails the objective's transcript (:func:`ap_actors.tailing.tail_li
 inotify, survives truncation and rotation) through the worker's adapter parser
 (:mod:`ap_actors.agents`) and emits one ``worker_activity`` per parsed activity, plus a
 ``worker_error`` for each error; when the objective ends (``objective_completed`` /
-``objective_failed``) it reads the transcript to its end and stops.
+``objective_failed``) it reads the transcript to its end, then emits ``transcript_read``:
+every activity of that attempt is in the log before it.
 
 Each activity's id derives from (session, objective, attempt, line generation, line
 number, index), so a monitor that restarts and reads a transcript again appends nothing
-twice: on recovery it re-reads the transcripts of its worker's unfinished objectives.
+twice: on recovery it re-reads every transcript without a ``transcript_read``, also
+those whose objective ended while it was down.
 
 Extra agent log files of the worker (``log_paths`` in the team file) are tailed from
 their end for as long as the monitor runs; their lines are attributed to the objective
@@ -36,6 +38,7 @@ from ap_actors.events import (
     ObjectiveFailed,
     ObjectiveStarted,
     Record,
+    TranscriptRead,
     WorkerActivity,
     WorkerError,
     derive_id,
@@ -47,13 +50,14 @@ log = logging.getLogger(__name__)
 
 
 class MonitorState(msgspec.Struct):
-    running: dict[str, ObjectiveStarted] = {}  # transcript path -> its objective, unfinished
+    unread: dict[str, ObjectiveStarted] = {}  # transcript path -> its objective, not read to end
+    ended: set[str] = set()  # transcripts in `unread` whose objective attempt has ended
 
 
 class LogMonitor(Actor[MonitorState]):
     """Tails one worker's transcripts and agent logs (module docstring)."""
 
-    topics = ("objective_started", "objective_completed", "objective_failed")
+    topics = ("objective_started", "objective_completed", "objective_failed", "transcript_read")
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
@@ -61,7 +65,6 @@ class LogMonitor(Actor[MonitorState]):
         self.worker_id = self.spec.id
         self.adapter = get_adapter(self.spec.agent)
         self.tails: dict[str, tuple[asyncio.Task[None], asyncio.Event]] = {}
-        self.tailed: dict[str, ObjectiveStarted] = {}  # transcript path -> its objective
         self.current: ObjectiveStarted | None = None
         self.extra: list[asyncio.Task[None]] = []
 
@@ -71,24 +74,34 @@ class LogMonitor(Actor[MonitorState]):
     def apply(self, state: MonitorState, event: Event) -> MonitorState:
         match event:
             case ObjectiveStarted(worker_id=w) if w == self.worker_id:
-                state.running[event.transcript] = event
+                state.unread[event.transcript] = event
             case ObjectiveCompleted(worker_id=w) | ObjectiveFailed(worker_id=w) if (
                 w == self.worker_id
             ):
-                for path, started in list(state.running.items()):
-                    if (started.session_id, started.objective_id) == (
-                        event.session_id,
-                        event.objective_id,
-                    ):
-                        del state.running[path]
+                state.ended.update(self._transcripts_of(state, event))
+            case TranscriptRead(worker_id=w) if w == self.worker_id:
+                state.unread.pop(event.transcript, None)
+                state.ended.discard(event.transcript)
         return state
 
+    @staticmethod
+    def _transcripts_of(
+        state: MonitorState, event: ObjectiveCompleted | ObjectiveFailed
+    ) -> list[str]:
+        """The unread transcripts of the objective an end event is about."""
+        return [
+            path
+            for path, started in state.unread.items()
+            if (started.session_id, started.objective_id) == (event.session_id, event.objective_id)
+        ]
+
     async def on_recovered(self) -> None:
-        for started in self.state.running.values():
-            self._start_tail(started)
+        # Transcripts not read to their end: read them again (ids make that idempotent);
+        # those whose objective ended while this monitor was down are read to EOF now.
+        for path, started in self.state.unread.items():
+            self._start_tail(started, ended=path in self.state.ended)
         for raw in self.spec.log_paths:
-            path = Path(raw).expanduser()
-            self.extra.append(asyncio.create_task(self._tail_extra(path)))
+            self.extra.append(asyncio.create_task(self._tail_extra(Path(raw).expanduser())))
 
     async def react(self, record: Record) -> None:
         event = record.event
@@ -98,13 +111,9 @@ class LogMonitor(Actor[MonitorState]):
             case ObjectiveCompleted(worker_id=w) | ObjectiveFailed(worker_id=w) if (
                 w == self.worker_id
             ):
-                for path, (_, stop) in list(self.tails.items()):
-                    started = self.tailed.get(path)
-                    if started is not None and (started.session_id, started.objective_id) == (
-                        event.session_id,
-                        event.objective_id,
-                    ):
-                        stop.set()
+                for path in self._transcripts_of(self.state, event):
+                    if path in self.tails:
+                        self.tails[path][1].set()
 
     async def run(self, ready: Callable[[], None] | None = None) -> None:
         try:
@@ -119,12 +128,13 @@ class LogMonitor(Actor[MonitorState]):
 
     # --- tailing --------------------------------------------------------------------
 
-    def _start_tail(self, started: ObjectiveStarted) -> None:
+    def _start_tail(self, started: ObjectiveStarted, *, ended: bool = False) -> None:
         if not started.transcript or started.transcript in self.tails:
             return
-        self.tailed[started.transcript] = started
-        self.current = started
+        self.current = None if ended else started
         stop = asyncio.Event()
+        if ended:
+            stop.set()
         task = asyncio.create_task(self._tail_transcript(started, stop))
         self.tails[started.transcript] = (task, stop)
 
@@ -132,17 +142,29 @@ class LogMonitor(Actor[MonitorState]):
         path = started.transcript
         parser = self.adapter.parser()
         key = f"{started.session_id}:{started.objective_id}:{started.attempt}"
+        lines = 0
         try:
             async for line in tail_lines(Path(path), stop=stop):
+                lines += 1
                 where = f"{line.generation}:{line.number}"
                 await self._emit_all(started, key, where, parser.feed(line.text))
             await self._emit_all(started, key, "end", parser.finish())
+            await self.emit(
+                TranscriptRead(
+                    id=derive_id(key, self.name, "read"),
+                    session_id=started.session_id,
+                    objective_id=started.objective_id,
+                    worker_id=self.worker_id,
+                    attempt=started.attempt,
+                    transcript=path,
+                    lines=lines,
+                )
+            )
         except Exception:
             log.exception("tailing failed", extra={"transcript": path})
             raise
         finally:
             self.tails.pop(path, None)
-            self.tailed.pop(path, None)
             if self.current is started:
                 self.current = None
 

@@ -16,6 +16,11 @@ file, an agent that returns no valid plan) ends the session with ``session_faile
 the one-line reason. Both emits derive their ids from the request event, so a planner
 that restarts mid-session and plans again appends nothing twice.
 
+Each session is planned in its own task, so a slow agent planner holds up neither the
+other sessions nor a restarted planner's recovery. An agent planner's process group id is
+kept in ``<state dir>/planner/<session>.pid`` while it runs: a planner that stops kills
+the groups of its agents, and a restarted one kills what a killed one left behind.
+
 Options (``[actors.planner] options = {...}``): ``mode`` ("heuristic" | "agent"),
 ``agent_command`` (list of str), ``agent_timeout_s`` (float, default 600).
 """
@@ -23,9 +28,12 @@ Options (``[actors.planner] options = {...}``): ``mode`` ("heuristic" | "agent")
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
+import signal
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import msgspec
 
@@ -36,6 +44,7 @@ from ap_actors.events import (
     AnalysisCompleted,
     Event,
     PlanProposed,
+    Record,
     RequestSubmitted,
     SessionCancelled,
     SessionCompleted,
@@ -58,6 +67,12 @@ class Planner(Actor[PlannerState]):
 
     topics = ("request_submitted", "plan_proposed", "session_")
 
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.tasks: dict[str, asyncio.Task[None]] = {}  # session -> its planning
+        self.agents: dict[str, int] = {}  # session -> process group of its agent planner
+        self.pid_dir = self.state_dir / "planner"
+
     def initial_state(self) -> PlannerState:
         return PlannerState()
 
@@ -71,11 +86,49 @@ class Planner(Actor[PlannerState]):
 
     async def on_recovered(self) -> None:
         for request in list(self.state.pending.values()):
-            await self._plan(request)
+            # An agent planner the previous incarnation started must not live on.
+            pid = _read_pid(self._pid_file(request.session_id))
+            if pid:
+                await asyncio.to_thread(_kill_group, pid)
+            self._schedule(request)
 
-    async def react(self, record: Any) -> None:
+    async def react(self, record: Record) -> None:
         if isinstance(record.event, RequestSubmitted):
-            await self._plan(record.event)
+            self._schedule(record.event)
+
+    async def run(self, ready: Callable[[], None] | None = None) -> None:
+        try:
+            await super().run(ready)
+        finally:
+            for pid in list(self.agents.values()):  # unblocks the planning threads
+                _kill_group(pid)
+            for task in self.tasks.values():
+                task.cancel()
+            for task in list(self.tasks.values()):
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    # --- planning -------------------------------------------------------------------
+
+    def _schedule(self, request: RequestSubmitted) -> None:
+        """Plan a session in the background: a slow agent must not hold up the others,
+        nor keep this actor from reporting ready after a restart."""
+        sid = request.session_id
+        if sid not in self.tasks:
+            task = asyncio.create_task(self._plan_safely(request))
+            self.tasks[sid] = task
+            task.add_done_callback(lambda _: self.tasks.pop(sid, None))
+
+    async def _plan_safely(self, request: RequestSubmitted) -> None:
+        try:
+            await self._plan(request)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # a bug: end the session with it rather than hang
+            log.exception("planning crashed", extra={"session": request.session_id})
+            await self.emit(
+                SessionFailed(reason=f"internal error in the planner: {e!r}"), cause=request
+            )
 
     async def _plan(self, request: RequestSubmitted) -> None:
         team = self._team(request)
@@ -92,6 +145,9 @@ class Planner(Actor[PlannerState]):
         except ApError as e:
             await self.emit(SessionFailed(reason=f"planning failed: {e}"), cause=request)
             return
+        finally:
+            self.agents.pop(request.session_id, None)
+            self._pid_file(request.session_id).unlink(missing_ok=True)
         await self.emit(
             PlanProposed(plan_id=PLAN_ID, objectives=plan.objectives, contracts=plan.contracts),
             cause=request,
@@ -104,10 +160,20 @@ class Planner(Actor[PlannerState]):
             team = msgspec.structs.replace(team, workers=chosen)
         return team
 
+    def _pid_file(self, session_id: str) -> Path:
+        return self.pid_dir / f"{session_id}.pid"
+
     def _make_plan(self, request: RequestSubmitted, analysis: RepoAnalysis, team: Team) -> Plan:
+        """Runs in a thread: the plan from the plan file, the agent or the heuristic."""
         if request.plan_file:
             return load_plan_file(Path(request.plan_file), team)
         if self.options.get("mode", "heuristic") == "agent":
+
+            def started(pid: int) -> None:
+                self.agents[request.session_id] = pid
+                self.pid_dir.mkdir(parents=True, exist_ok=True)
+                self._pid_file(request.session_id).write_text(str(pid))
+
             argv = [str(a) for a in self.options.get("agent_command", [])]
             plan = agent_plan(
                 analysis,
@@ -116,11 +182,25 @@ class Planner(Actor[PlannerState]):
                 argv,
                 Path(request.repo),
                 float(self.options.get("agent_timeout_s", 600.0)),
+                on_start=started,
             )
         else:
             plan = heuristic_plan(analysis, request.request, team)
         check_plan(plan, team)
         return plan
+
+
+def _read_pid(path: Path) -> int:
+    try:
+        return int(path.read_text())
+    except (OSError, ValueError):
+        return 0
+
+
+def _kill_group(pgid: int) -> None:
+    """SIGKILL a process group (an agent planner and whatever it started)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
 
 
 def _analysis_event(analysis: RepoAnalysis) -> AnalysisCompleted:

@@ -7,7 +7,9 @@ session (:mod:`ap_actors.projections`) and writes the markdown reports of
 
 - the analysis report on ``analysis_completed``;
 - the coordination plan when the current plan is validated, approved or rejected;
-- the accomplishment report, with the commit message, when the session ends.
+- the accomplishment report, with the commit message, when the session ends, and again
+  for each ``transcript_read`` that arrives after the end (a log monitor can still be
+  reading an objective's last lines when the session ends).
 
 Each write is followed by ``report_written`` (kind, path), with an id derived from the
 session, the kind and the event that triggered it, so a restarted reporter that writes a
@@ -33,6 +35,7 @@ from ap_actors.events import (
     SessionCancelled,
     SessionCompleted,
     SessionFailed,
+    TranscriptRead,
     derive_id,
 )
 from ap_actors.projections import Sessions, SessionView
@@ -73,6 +76,9 @@ class Reporter(Actor[Sessions]):
             case SessionCompleted() | SessionFailed() | SessionCancelled():
                 if view.plan_id:
                     await self._write(view, "plan", event.id)
+                await self._write(view, "accomplishment", event.id)
+            case TranscriptRead() if view.ended:
+                # The last activities of an objective can land after the session ended.
                 await self._write(view, "accomplishment", event.id)
 
     async def _write(self, view: SessionView, kind: ReportKind, trigger: str) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import getpass
 import sys
 import time
@@ -46,6 +47,7 @@ from ap_actors.team import Team, read_team
 from ap_actors.worktrees import repo_root, resolve_commit
 
 _JSON = msgspec.json.Encoder()
+READ_GRACE_S = 10.0  # --wait: how long to wait for transcripts after the session ended
 
 
 def _out(text: str) -> None:
@@ -173,12 +175,20 @@ async def follow(state_dir: Path, session_id: str, *, live: bool, quiet: bool) -
     """
     progress = Progress(session_id, live=live, quiet=quiet)
     sub = Subscriber.connect(state_dir, session_id=session_id)
+    loop = asyncio.get_running_loop()
     try:
-        with progress:
-            async for record in sub:
-                progress.update(record)
-                if progress.view.ended and "accomplishment" in progress.view.reports:
-                    break
+        with progress, contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(None) as deadline:
+                async for record in sub:
+                    progress.update(record)
+                    view = progress.view
+                    if view.ended and "accomplishment" in view.reports:
+                        # Done once the log monitors have read every transcript to its
+                        # end; a monitor that is down gets READ_GRACE_S, not forever.
+                        if not view.transcripts_unread():
+                            break
+                        if deadline.when() is None:
+                            deadline.reschedule(loop.time() + READ_GRACE_S)
     finally:
         await sub.close()
     return progress.view

@@ -14,6 +14,7 @@ import posixpath
 import re
 import signal
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -245,6 +246,7 @@ def agent_plan(
     argv: list[str],
     cwd: Path,
     timeout_s: float,
+    on_start: Callable[[int], None] | None = None,
 ) -> Plan:
     """Ask an agent CLI for a plan, non-interactively, and check its answer.
 
@@ -257,6 +259,8 @@ def agent_plan(
         argv: the command template, e.g. ``["claude", "-p", "{prompt}"]``.
         cwd: where it runs (the repository).
         timeout_s: seconds it may take.
+        on_start: called with the agent's process (and process group) id once it runs,
+            so a caller can kill the group if it must stop first.
 
     Raises:
         PlanError: the command is empty or cannot start, it timed out, it exited
@@ -282,6 +286,8 @@ def agent_plan(
             f"cannot run the agent planner {argv[0]!r}: {e.strerror or e};"
             " install it or fix its command"
         ) from e
+    if on_start is not None:
+        on_start(proc.pid)
     with proc:
         try:
             out, err = proc.communicate(None if in_argv else prompt.encode(), timeout=timeout_s)

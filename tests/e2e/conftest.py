@@ -202,3 +202,68 @@ def pipeline_mesh(tmp_path: Path) -> Iterator[Callable[..., PipelineMesh]]:
     yield make
     for mesh in meshes:
         mesh.down()
+
+
+# --- helpers of test_pipeline_paths.py and test_pipeline_planner_and_cli.py ----------
+
+
+def ended(record: Record) -> bool:
+    """True for the event that ends a session (completed, failed or cancelled)."""
+    from ap_actors.events import SessionCancelled, SessionCompleted, SessionFailed
+
+    return isinstance(record.event, SessionCompleted | SessionFailed | SessionCancelled)
+
+
+def session_of(submitted: subprocess.CompletedProcess[str]) -> str:
+    """The session id printed by ``ap submit --json``."""
+    session_id: str = json.loads(submitted.stdout)["session_id"]
+    return session_id
+
+
+def write_plan(path: Path, *objectives: dict[str, Any]) -> str:
+    """Write a plan file (the JSON form of README, "Plan files"); return its path."""
+    path.write_text(json.dumps({"objectives": list(objectives)}, indent=2))
+    return str(path)
+
+
+def gate_command(gate: Path, then: str = "true") -> str:
+    """An objective command that waits until the file ``gate`` exists, then runs ``then``
+    (a shell snippet): the test opens the gate once it has seen what it waits for."""
+    import shlex
+
+    script = f"while [ ! -e {shlex.quote(str(gate))} ]; do sleep 0.02; done; {then}"
+    return f"sh -c {shlex.quote(script)}"
+
+
+def rebuilt_reports(mesh: PipelineMesh, session_id: str, out_dir: Path) -> dict[str, Path]:
+    """Run ``ap report SESSION --out DIR``; return the path it wrote for each kind."""
+    out = mesh.ap("report", session_id, "--out", str(out_dir)).stdout
+    pairs = (line.split(maxsplit=1) for line in out.splitlines() if line.strip())
+    return {kind: Path(path) for kind, path in pairs}
+
+
+def written_reports(mesh: PipelineMesh, session_id: str) -> dict[str, Path]:
+    """The reports the reporter wrote for a session (``report_written``), by kind."""
+    from ap_actors.events import ReportWritten
+
+    return {
+        r.event.kind: Path(r.event.path)
+        for r in mesh.records(session_id)
+        if isinstance(r.event, ReportWritten)
+    }
+
+
+def actor_restarted(actor: str, after_seq: int) -> Callable[[Record], bool]:
+    """A predicate for ``wait_for``: ``actor`` reported ready again after ``after_seq``
+    (a restarted actor is ready once it has folded the log and resumed its work)."""
+    from ap_actors.events import ActorStarted
+
+    def matches(record: Record) -> bool:
+        return (
+            record.seq > after_seq
+            and isinstance(record.event, ActorStarted)
+            and record.event.actor == actor
+            and record.event.restarts >= 1
+        )
+
+    return matches
