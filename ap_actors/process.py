@@ -16,10 +16,12 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import msgspec
+import psutil
 
 from ap_actors.errors import StartupError
 
@@ -108,3 +110,42 @@ def hold_lock(path: Path, what: str) -> int:
     os.ftruncate(fd, 0)
     os.write(fd, f"{os.getpid()}\n".encode())
     return fd
+
+
+def sample_tree(pid: int) -> tuple[float, int]:
+    """Return the CPU percent (of one core, summed over the tree; 0 on the first sample of
+    a process) and the resident memory in bytes of ``pid`` and its descendants.
+
+    (0.0, 0) when the process is gone.
+    """
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return 0.0, 0
+    cpu = 0.0
+    rss = 0
+    for p in procs:
+        with contextlib.suppress(psutil.Error):
+            cpu += p.cpu_percent(interval=None)
+            rss += p.memory_info().rss
+    return round(cpu, 1), rss
+
+
+def kill_group(pgid: int, grace_s: float = 0.0) -> None:
+    """SIGTERM the process group ``pgid``, then SIGKILL it after ``grace_s`` seconds if a
+    member lingers (at once with ``grace_s = 0``). Blocking: call it from a thread in async
+    code. A group that is gone, or not ours to signal, is left alone."""
+    try:
+        os.killpg(pgid, signal.SIGTERM if grace_s > 0 else signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        return
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.02)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)

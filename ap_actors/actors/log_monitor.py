@@ -173,19 +173,7 @@ class LogMonitor(Actor[MonitorState]):
     ) -> None:
         for n, a in enumerate(activities):
             base = derive_id(key, self.name, f"{where}:{n}")
-            await self.emit(
-                WorkerActivity(
-                    id=base,
-                    session_id=started.session_id,
-                    worker_id=self.worker_id,
-                    objective_id=started.objective_id,
-                    activity_type=a.activity_type,
-                    tool_name=a.tool_name,
-                    description=a.description,
-                    file_path=a.file_path,
-                    exit_code=a.exit_code,
-                )
-            )
+            await self.emit(self._activity(a, started, id=base))
             if a.activity_type == "error":
                 await self.emit(
                     WorkerError(
@@ -200,17 +188,21 @@ class LogMonitor(Actor[MonitorState]):
     async def _tail_extra(self, path: Path) -> None:
         parser = self.adapter.parser()
         async for line in tail_lines(path, from_start=False):
-            current = self.current
             for a in parser.feed(line.text):
-                await self.emit(
-                    WorkerActivity(
-                        session_id=current.session_id if current else "",
-                        worker_id=self.worker_id,
-                        objective_id=current.objective_id if current else "",
-                        activity_type=a.activity_type,
-                        tool_name=a.tool_name,
-                        description=a.description,
-                        file_path=a.file_path,
-                        exit_code=a.exit_code,
-                    )
-                )
+                await self.emit(self._activity(a, self.current))
+
+    def _activity(
+        self, a: Activity, started: ObjectiveStarted | None, id: str = ""
+    ) -> WorkerActivity:
+        """The event of a parsed activity of the objective run ``started`` (None: none)."""
+        return WorkerActivity(
+            id=id,
+            session_id=started.session_id if started else "",
+            worker_id=self.worker_id,
+            objective_id=started.objective_id if started else "",
+            activity_type=a.activity_type,
+            tool_name=a.tool_name,
+            description=a.description,
+            file_path=a.file_path,
+            exit_code=a.exit_code,
+        )

@@ -30,8 +30,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import signal
 from collections.abc import Callable
 from pathlib import Path
 
@@ -51,6 +49,7 @@ from ap_actors.events import (
     SessionFailed,
 )
 from ap_actors.planning import Plan, agent_plan, check_plan, heuristic_plan, load_plan_file
+from ap_actors.process import kill_group
 from ap_actors.team import Team, team_option
 
 log = logging.getLogger(__name__)
@@ -89,7 +88,7 @@ class Planner(Actor[PlannerState]):
             # An agent planner the previous incarnation started must not live on.
             pid = _read_pid(self._pid_file(request.session_id))
             if pid:
-                await asyncio.to_thread(_kill_group, pid)
+                await asyncio.to_thread(kill_group, pid)
             self._schedule(request)
 
     async def react(self, record: Record) -> None:
@@ -101,7 +100,7 @@ class Planner(Actor[PlannerState]):
             await super().run(ready)
         finally:
             for pid in list(self.agents.values()):  # unblocks the planning threads
-                _kill_group(pid)
+                kill_group(pid)
             for task in self.tasks.values():
                 task.cancel()
             for task in list(self.tasks.values()):
@@ -195,12 +194,6 @@ def _read_pid(path: Path) -> int:
         return int(path.read_text())
     except (OSError, ValueError):
         return 0
-
-
-def _kill_group(pgid: int) -> None:
-    """SIGKILL a process group (an agent planner and whatever it started)."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, signal.SIGKILL)
 
 
 def _analysis_event(analysis: RepoAnalysis) -> AnalysisCompleted:

@@ -22,10 +22,9 @@ from __future__ import annotations
 
 import asyncio
 
-from ap_actors.actor import Actor
+from ap_actors.actors.sessions import SessionsActor
 from ap_actors.events import (
     AnalysisCompleted,
-    Event,
     PlanApproved,
     PlanAwaitingApproval,
     PlanRejected,
@@ -38,21 +37,14 @@ from ap_actors.events import (
     TranscriptRead,
     derive_id,
 )
-from ap_actors.projections import Sessions, SessionView
+from ap_actors.projections import SessionView
 from ap_actors.reports import ReportKind, write_report
 
 
-class Reporter(Actor[Sessions]):
+class Reporter(SessionsActor):
     """Writes each session's three reports (module docstring)."""
 
     topics = ()  # every event: the accomplishment report counts the workers' activity
-
-    def initial_state(self) -> Sessions:
-        return Sessions()
-
-    def apply(self, state: Sessions, event: Event) -> Sessions:
-        state.apply(event)
-        return state
 
     async def on_recovered(self) -> None:
         for view in list(self.state.views.values()):

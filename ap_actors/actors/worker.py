@@ -45,15 +45,13 @@ from pathlib import Path
 from typing import IO
 
 import msgspec
-import psutil
 
-from ap_actors.actor import Actor
+from ap_actors.actors.sessions import SessionsActor
 from ap_actors.agents import get_adapter
 from ap_actors.agents.base import AgentTask, CommandSpec
 from ap_actors.agents.command import command_line, exit_line, timestamp
 from ap_actors.errors import ApError
 from ap_actors.events import (
-    Event,
     ObjectiveAssigned,
     ObjectiveCompleted,
     ObjectiveFailed,
@@ -64,7 +62,8 @@ from ap_actors.events import (
     WorkerStarted,
     derive_id,
 )
-from ap_actors.projections import Sessions, SessionView
+from ap_actors.process import kill_group, sample_tree
+from ap_actors.projections import SessionView
 from ap_actors.scope import check_changes
 from ap_actors.team import WorkerSpec
 from ap_actors.worktrees import (
@@ -82,7 +81,7 @@ class _Stop(Exception):
     """The run must end early: a timeout or the session ended (the reason is the message)."""
 
 
-class Worker(Actor[Sessions]):
+class Worker(SessionsActor):
     """Runs the objectives assigned to one worker of the team (module docstring)."""
 
     topics = (
@@ -107,13 +106,6 @@ class Worker(Actor[Sessions]):
         self.stop_reason: str | None = None
         self.stop_event = asyncio.Event()
         self.runner: asyncio.Task[None] | None = None
-
-    def initial_state(self) -> Sessions:
-        return Sessions()
-
-    def apply(self, state: Sessions, event: Event) -> Sessions:
-        state.apply(event)
-        return state
 
     # --- life cycle -----------------------------------------------------------------
 
@@ -159,7 +151,7 @@ class Worker(Actor[Sessions]):
     ) -> None:
         """Report an objective the previous incarnation left running; kill its leftovers."""
         if pid:
-            await asyncio.to_thread(_kill_group, pid, self.kill_grace_s)
+            await asyncio.to_thread(kill_group, pid, self.kill_grace_s)
         assigned = _assignment_id(view, objective_id, attempt)
         await self.emit(
             ObjectiveFailed(
@@ -400,7 +392,7 @@ class Worker(Actor[Sessions]):
         finally:
             stopper.cancel()
             if not waiter.done():  # cancelled (the actor stops): leave no agent behind
-                await asyncio.to_thread(_kill_group, proc.pid, self.kill_grace_s)
+                await asyncio.to_thread(kill_group, proc.pid, self.kill_grace_s)
         code = waiter.result()
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)  # what the agent left in the background
@@ -417,7 +409,7 @@ class Worker(Actor[Sessions]):
         await waiter
 
     async def _metrics(self, session_id: str, pid: int | None) -> None:
-        cpu, rss = await asyncio.to_thread(_sample, pid) if pid else (0.0, 0)
+        cpu, rss = await asyncio.to_thread(sample_tree, pid) if pid else (0.0, 0)
         done = failed = 0
         for view in self.state.views.values():
             for o in view.objectives.values():
@@ -482,38 +474,3 @@ def _last_error_line(transcript: Path, max_bytes: int = 8192) -> str:
         if text and not (text.startswith("[") and ("] EXIT:" in text or "] COMMAND:" in text)):
             return text[:300]
     return ""
-
-
-def _sample(pid: int) -> tuple[float, int]:
-    """CPU percent (of one core, summed over the tree) and RSS bytes of a process tree."""
-    try:
-        root = psutil.Process(pid)
-        procs = [root, *root.children(recursive=True)]
-    except psutil.Error:
-        return 0.0, 0
-    cpu = 0.0
-    rss = 0
-    for p in procs:
-        with contextlib.suppress(psutil.Error):
-            cpu += p.cpu_percent(interval=None)
-            rss += p.memory_info().rss
-    return round(cpu, 1), rss
-
-
-def _kill_group(pgid: int, grace_s: float) -> None:
-    """SIGTERM the process group, SIGKILL it after ``grace_s`` seconds if it lingers."""
-    try:
-        os.killpg(pgid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    except PermissionError:
-        return
-    deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.02)
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, signal.SIGKILL)

@@ -15,7 +15,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -25,7 +25,7 @@ import pytest
 from ap_actors.bus import Subscriber
 from ap_actors.eventlog import EventLog
 from ap_actors.events import Record
-from tests.integration.conftest import AP, REPO, _env
+from tests.integration.conftest import REPO, Mesh
 
 PIPELINE_CONFIG = """
 [mesh]
@@ -85,46 +85,21 @@ def small_repo(tmp_path: Path) -> Path:
 
 
 @dataclass
-class PipelineMesh:
+class PipelineMesh(Mesh):
     """A mesh with the pipeline and a team, started with `ap up --detach`."""
 
-    state_dir: Path
-    config: Path
-    team: Path
+    team: Path = Path("team.toml")
     started: bool = False
-    sessions: list[str] = field(default_factory=list)
 
-    def ap(
-        self, *args: str, check: bool = True, timeout: float = 120
-    ) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
-            [*AP, *args, "--state-dir", str(self.state_dir)],
-            capture_output=True,
-            text=True,
-            env=_env(),
-            timeout=timeout,
-        )
-        if check and result.returncode != 0:
-            raise AssertionError(
-                f"ap {' '.join(args)} -> {result.returncode}\n{result.stdout}\n{result.stderr}"
-            )
-        return result
-
-    def up(self) -> PipelineMesh:
+    def up(self) -> PipelineMesh:  # type: ignore[override]
         self.ap("up", "--detach", "--config", str(self.config), "--team", str(self.team))
         self.started = True
         return self
 
     def down(self) -> None:
         if self.started:
-            self.ap("down", check=False)
+            super().down()
             self.started = False
-
-    def pid_of(self, actor: str) -> int:
-        for a in json.loads(self.ap("status", "--json").stdout)["actors"]:
-            if a["name"] == actor:
-                return int(a["pid"])
-        raise KeyError(actor)
 
     def submit(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return self.ap("submit", *args, check=check, timeout=300)
