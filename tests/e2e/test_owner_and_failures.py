@@ -8,6 +8,7 @@ with the reason, and the session fails with it; nothing of theirs is merged.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from ap_actors.events import (
+    MergeConflicted,
     ObjectiveFailed,
     PlanAwaitingApproval,
     Record,
@@ -25,7 +27,14 @@ from ap_actors.events import (
     SessionFailed,
     WorkerStarted,
 )
-from tests.e2e.conftest import PIPELINE_CONFIG, PipelineMesh, group_alive, team_toml
+from tests.e2e.conftest import (
+    PIPELINE_CONFIG,
+    PipelineMesh,
+    ended,
+    gate_command,
+    group_alive,
+    team_toml,
+)
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -48,10 +57,6 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PipelineMesh]:
     mesh = PipelineMesh(root / "state", root / "ap.toml", root / "team.toml").up()
     yield mesh
     mesh.down()
-
-
-def ended(record: Record) -> bool:
-    return isinstance(record.event, SessionCompleted | SessionFailed | SessionCancelled)
 
 
 def plan(tmp_path: Path, text: str, name: str = "") -> str:
@@ -245,3 +250,55 @@ def test_cancelling_a_running_session_stops_its_agent(
     assert "cancelled" in (failed.event.reason or "")  # type: ignore[attr-defined]
     assert isinstance(started.event, WorkerStarted)
     assert not group_alive(started.event.pid)
+
+
+def test_a_merge_conflict_with_a_change_on_the_session_branch_fails_the_session(
+    mesh: PipelineMesh, small_repo: Path, tmp_path: Path
+) -> None:
+    gate = tmp_path / "gate"
+    command = gate_command(gate, "echo 'def run():\n    return 2' > pkg/core.py")
+    out = mesh.submit(
+        "Fix it",
+        "--repo",
+        str(small_repo),
+        "--approve",
+        "--json",
+        "--plan",
+        objective_plan(tmp_path, command),
+    )
+    sid = json.loads(out.stdout)["session_id"]
+    mesh.wait_for(lambda r: isinstance(r.event, WorkerStarted), session_id=sid)
+
+    # Someone commits to the session branch meanwhile, on the same lines.
+    branch = f"ap/{sid}"
+    side = tmp_path / "side"
+    git = ["git", "-C", str(small_repo)]
+    subprocess.run([*git, "worktree", "add", "-q", "--detach", str(side), branch], check=True)
+    (side / "pkg" / "core.py").write_text("def run():\n    return 3\n")
+    env = {
+        "GIT_AUTHOR_NAME": "o",
+        "GIT_AUTHOR_EMAIL": "o@x",
+        "GIT_COMMITTER_NAME": "o",
+        "GIT_COMMITTER_EMAIL": "o@x",
+        "PATH": os.environ["PATH"],
+    }
+    subprocess.run(["git", "-C", str(side), "commit", "-qam", "owner"], check=True, env=env)
+    head = subprocess.run(
+        ["git", "-C", str(side), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    subprocess.run([*git, "update-ref", f"refs/heads/{branch}", head], check=True)
+    subprocess.run([*git, "worktree", "remove", "--force", str(side)], check=True)
+    gate.touch()
+
+    end = mesh.wait_for(ended, session_id=sid)
+    assert isinstance(end.event, SessionFailed)
+    assert "conflicted on pkg/core.py" in end.event.reason
+    conflicts = [r.event for r in mesh.records(sid) if isinstance(r.event, MergeConflicted)]
+    assert [(c.objective_id, c.paths) for c in conflicts] == [("only", ["pkg/core.py"])]
+    # The session branch is left as the owner made it: no half-done merge.
+    assert (
+        subprocess.run(
+            [*git, "rev-parse", branch], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        == head
+    )
