@@ -29,13 +29,17 @@ The steps, per session:
 ``cancel_requested`` → ``session_cancelled``; ``plan_rejected`` → ``session_cancelled``
 with the owner's reason. Workers stop the objectives of a session that ended. An
 objective whose worker the supervisor gave up on is failed on its behalf (and retried
-elsewhere while attempts remain).
+elsewhere while attempts remain), and so is one without a result ``watchdog_grace_s``
+(option, default 30) after its timeout: a hung worker the supervisor cannot see.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import msgspec
@@ -121,9 +125,49 @@ class Scheduler(Actor[SchedulerState]):
         self._pending: dict[tuple[str, str, int], str] = {}
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self.team: Team = team_option(self.options)
+        self.watchdog_grace_s = float(self.options.get("watchdog_grace_s", 30.0))
+        self.watchdog_interval_s = float(self.options.get("watchdog_interval_s", 1.0))
+        self._watchdog: asyncio.Task[None] | None = None
 
     async def on_recovered(self) -> None:
         await self._reconcile_all()
+        self._watchdog = asyncio.create_task(self._watch_overdue())
+
+    async def run(self, ready: Callable[[], None] | None = None) -> None:
+        try:
+            await super().run(ready)
+        finally:
+            if self._watchdog is not None:
+                self._watchdog.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._watchdog
+
+    async def _watch_overdue(self) -> None:
+        """Fail, on its worker's behalf, an objective with no result well past its timeout.
+
+        The worker enforces the timeout itself; this is the backstop for a worker that
+        hangs (or is stopped) without dying, which the supervisor cannot see.
+        """
+        while True:
+            await asyncio.sleep(self.watchdog_interval_s)
+            now = time.time()
+            for view in self.state.sessions.active():
+                for o in view.objectives.values():
+                    late = o.assigned_at + o.timeout_s + self.watchdog_grace_s
+                    if o.status in ("assigned", "running") and o.timeout_s > 0 and now > late:
+                        await self._emit(
+                            view,
+                            f"overdue:{o.objective.id}:{o.attempt}",
+                            ObjectiveFailed(
+                                objective_id=o.objective.id,
+                                worker_id=o.worker_id,
+                                reason=(
+                                    f"no result from worker {o.worker_id}"
+                                    f" {self.watchdog_grace_s:g}s after the {o.timeout_s:g}s"
+                                    " timeout; the worker may be hung"
+                                ),
+                            ),
+                        )
 
     async def react(self, record: Record) -> None:
         await self._reconcile_all()

@@ -199,6 +199,8 @@ class Worker(SessionsActor):
         exit_code: int | None = None,
         files: list[str] | None = None,
     ) -> None:
+        if not self._still_open(assigned):
+            return
         await self.emit(
             ObjectiveFailed(
                 objective_id=assigned.objective_id,
@@ -211,6 +213,13 @@ class Worker(SessionsActor):
             cause=assigned,
         )
         await self._metrics(assigned.session_id, None)
+
+    def _still_open(self, assigned: ObjectiveAssigned) -> bool:
+        """False when this attempt already has a result: the scheduler's watchdog failed it
+        on our behalf while we were stuck. Reporting it again would be a second result."""
+        view = self.state.views.get(assigned.session_id)
+        o = view.objectives.get(assigned.objective_id) if view else None
+        return o is None or o.attempt != assigned.attempt or o.status in ("assigned", "running")
 
     async def _run(self, view: SessionView, assigned: ObjectiveAssigned) -> None:
         objective = view.objectives[assigned.objective_id].objective
@@ -319,6 +328,8 @@ class Worker(SessionsActor):
                 f" attempt {assigned.attempt}, worker {self.worker_id}.",
                 author=f"ap-actors {self.worker_id}",
             )
+        if not self._still_open(assigned):
+            return
         await self.emit(
             ObjectiveCompleted(
                 objective_id=objective.id,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -52,7 +53,10 @@ TEAM = team_toml(
 def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PipelineMesh]:
     """One mesh for the module: its sessions are independent of each other."""
     root = tmp_path_factory.mktemp("failures")
-    (root / "ap.toml").write_text(PIPELINE_CONFIG)
+    # A short watchdog grace, for the test of a hung worker.
+    (root / "ap.toml").write_text(
+        PIPELINE_CONFIG + "[actors.scheduler]\noptions = { watchdog_grace_s = 1.0 }\n"
+    )
     (root / "team.toml").write_text(TEAM)
     mesh = PipelineMesh(root / "state", root / "ap.toml", root / "team.toml").up()
     yield mesh
@@ -302,3 +306,28 @@ def test_a_merge_conflict_with_a_change_on_the_session_branch_fails_the_session(
         ).stdout.strip()
         == head
     )
+
+
+def test_a_hung_worker_is_caught_by_the_scheduler_watchdog_after_the_timeout(
+    mesh: PipelineMesh, small_repo: Path, tmp_path: Path
+) -> None:
+    out = mesh.submit(
+        "Fix it",
+        "--repo",
+        str(small_repo),
+        "--approve",
+        "--json",
+        "--plan",
+        objective_plan(tmp_path, "sleep 60", worker="quick"),
+    )
+    sid = json.loads(out.stdout)["session_id"]
+    mesh.wait_for(lambda r: isinstance(r.event, WorkerStarted), session_id=sid)
+    worker = mesh.pid_of("worker.quick")
+    os.kill(worker, signal.SIGSTOP)  # alive to the supervisor, silent to the mesh
+    try:
+        end = mesh.wait_for(ended, session_id=sid)
+    finally:
+        os.kill(worker, signal.SIGCONT)
+    assert isinstance(end.event, SessionFailed)
+    first = next(r.event for r in mesh.records(sid) if isinstance(r.event, ObjectiveFailed))
+    assert first.source == "scheduler" and "may be hung" in (first.reason or "")
