@@ -18,7 +18,9 @@ import pytest
 
 from ap_actors.events import (
     MergeConflicted,
+    ObjectiveCompleted,
     ObjectiveFailed,
+    ObjectiveStarted,
     PlanAwaitingApproval,
     Record,
     RequestSubmitted,
@@ -331,3 +333,40 @@ def test_a_hung_worker_is_caught_by_the_scheduler_watchdog_after_the_timeout(
     assert isinstance(end.event, SessionFailed)
     first = next(r.event for r in mesh.records(sid) if isinstance(r.event, ObjectiveFailed))
     assert first.source == "scheduler" and "may be hung" in (first.reason or "")
+
+
+def test_two_sessions_share_a_worker_one_objective_at_a_time(
+    mesh: PipelineMesh, small_repo: Path, tmp_path: Path
+) -> None:
+    sessions = []
+    for n in range(2):
+        plan_file = tmp_path / f"shared-{n}.toml"
+        plan_file.write_text(
+            '[[objectives]]\nid = "a"\ntitle = "A"\nworker = "w1"\nscope_touch = ["pkg/"]\n'
+            "command = \"sh -c 'sleep 0.3; echo a >> pkg/util.py'\"\n"
+            '[[objectives]]\nid = "b"\ntitle = "B"\nworker = "w1"\nscope_touch = ["tests/"]\n'
+            "command = \"sh -c 'sleep 0.3; echo b >> tests/test_core.py'\"\n"
+        )
+        out = mesh.submit(
+            "Work", "--repo", str(small_repo), "--approve", "--json", "--plan", str(plan_file)
+        )
+        sessions.append(json.loads(out.stdout)["session_id"])
+    for sid in sessions:
+        end = mesh.wait_for(ended, session_id=sid)
+        assert isinstance(end.event, SessionCompleted), end.event
+
+    # w1 ran the four objectives one after the other: each start follows the previous end.
+    running: tuple[str, str] | None = None
+    runs = 0
+    for r in mesh.records():
+        e = r.event
+        if e.session_id not in sessions:
+            continue
+        if isinstance(e, ObjectiveStarted) and e.worker_id == "w1":
+            assert running is None, f"{running} still running when {e.objective_id} started"
+            running = (e.session_id, e.objective_id)
+            runs += 1
+        elif isinstance(e, ObjectiveCompleted | ObjectiveFailed) and e.worker_id == "w1":
+            assert running == (e.session_id, e.objective_id)
+            running = None
+    assert runs == 4
