@@ -105,6 +105,16 @@ class ObjectiveView(msgspec.Struct, kw_only=True):
     cost_usd: float = 0.0
 
 
+class PlanRevisionView(msgspec.Struct, kw_only=True):
+    """A plan that a revision replaced, with what its validation found."""
+
+    plan_id: str
+    objectives: int  # How many objectives it had.
+    valid: bool | None = None
+    conflicts: list[ScopeConflict] = []
+    reason: str = ""  # Why it was invalid beyond its conflicts.
+
+
 class WaveView(msgspec.Struct, kw_only=True):
     number: int  # 1-based.
     objective_ids: list[str] = []
@@ -165,6 +175,7 @@ class SessionView(msgspec.Struct, kw_only=True):
     analysis: AnalysisCompleted | None = None
     plan_id: str = ""  # The current plan.
     plan_revision: int = 0  # 0 for the first plan, +1 per revision.
+    revised: list[PlanRevisionView] = []  # The plans revisions replaced, oldest first.
     objectives: dict[str, ObjectiveView] = {}  # Plan order.
     contracts: list[Contract] = []
     valid: bool | None = None  # Validation of the current plan; None = not validated yet.
@@ -274,6 +285,15 @@ def apply(view: SessionView, event: Event, seq: int = 0) -> SessionView:
         case PlanProposed() | PlanRevised():
             if isinstance(event, PlanRevised):
                 view.plan_revision += 1
+                view.revised.append(
+                    PlanRevisionView(
+                        plan_id=view.plan_id,
+                        objectives=len(view.objectives),
+                        valid=view.valid,
+                        conflicts=list(view.conflicts),
+                        reason=view.invalid_reason,
+                    )
+                )
             _set_plan(view, event.plan_id, event.objectives, event.contracts)
             if not view.ended:
                 view.status = "validating"

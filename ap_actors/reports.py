@@ -196,6 +196,22 @@ def _validation(view: SessionView) -> list[str]:
     return lines
 
 
+def _revisions(view: SessionView) -> list[str]:
+    """What the plans that revisions replaced had wrong (their witness paths)."""
+    lines: list[str] = []
+    for old in view.revised:
+        found = _plural(len(old.conflicts), "conflict") if old.conflicts else "no conflict"
+        lines.append(f"- {code(old.plan_id)} ({_plural(old.objectives, 'objective')}): {found}")
+        lines += [
+            f"  - Wave {c.wave}: {code(c.objective_a)} {code(c.pattern_a)} and "
+            f"{code(c.objective_b)} {code(c.pattern_b)} both match {code(c.witness)}"
+            for c in old.conflicts
+        ]
+        if old.reason:
+            lines.append(f"  - {escape(old.reason)}")
+    return lines
+
+
 def render_plan(view: SessionView) -> str:
     """Render the Coordination Plan: waves, objectives, contracts, validation, approval.
 
@@ -233,6 +249,8 @@ def render_plan(view: SessionView) -> str:
     if not view.contracts:
         lines.append("_none_")
     lines += ["", "## Scope Validation", "", *_validation(view), ""]
+    if view.revised:
+        lines += ["### Earlier Revisions", "", *_revisions(view), ""]
     lines += ["## Approval", "", _approval(view)]
     return document(lines)
 

@@ -398,6 +398,16 @@ def test_a_revised_plan_shows_its_revision_new_waves_and_validity() -> None:
     assert "✓ Approved automatically (auto-approve)." in text
 
 
+def test_a_revised_plan_keeps_the_conflicts_of_the_plan_it_replaced() -> None:
+    text = render_plan(fold(revised_session()))
+    earlier = text[text.index("### Earlier Revisions") :]
+    assert earlier.startswith("### Earlier Revisions\n\n- `p1` (2 objectives): 1 conflict\n")
+    assert (
+        "  - Wave 1: `obj-1` `src/**` and `obj-2` `src/auth/` both match `src/auth/__init__.py`"
+        in earlier
+    )
+
+
 def test_a_backtick_in_a_pattern_gets_a_longer_code_fence() -> None:
     text = render_plan(fold(revised_session()))
     assert "- **Scope touch:** `src/**`, ``we`ird/``" in text
