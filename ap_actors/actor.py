@@ -107,6 +107,10 @@ class Actor(Generic[S]):
     async def on_recovered(self) -> None:
         """Resume in-flight work once the history is folded (called once per start)."""
 
+    def ready_info(self) -> dict[str, Any]:
+        """Extra fields of the ready line the supervisor reads (e.g. a bound URL)."""
+        return {}
+
     # --- services -------------------------------------------------------------------
 
     async def emit(self, event: Event, *, cause: Event | None = None) -> int:
@@ -223,7 +227,9 @@ async def _serve(actor: Actor[Any], ready_fd: int | None) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, task.cancel)
     with contextlib.suppress(asyncio.CancelledError):
-        await actor.run(ready=lambda: signal_ready(ready_fd, {"last_seq": actor.last_seq}))
+        await actor.run(
+            ready=lambda: signal_ready(ready_fd, {"last_seq": actor.last_seq, **actor.ready_info()})
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -110,6 +110,7 @@ PIPELINE_ACTORS: dict[str, ActorConfig] = {
     "scope_validator": ActorConfig(cls="ap_actors.actors.scope_validator:ScopeValidator"),
     "scheduler": ActorConfig(cls="ap_actors.actors.scheduler:Scheduler"),
     "reporter": ActorConfig(cls="ap_actors.actors.reporter:Reporter"),
+    "broadcaster": ActorConfig(cls="ap_actors.actors.broadcaster:Broadcaster"),
 }
 """The pipeline's actors, run unless ``[pipeline] enabled = false``. The journal always
 runs and is not listed; workers and log monitors come from the team."""

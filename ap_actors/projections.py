@@ -21,7 +21,7 @@ module, so there is one definition of "the state of a session":
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Literal, TypeAlias
+from typing import Any, Literal, TypeAlias
 
 import msgspec
 
@@ -496,3 +496,31 @@ def fold_session(records: Iterable[Record], session_id: str) -> SessionView:
     for r in records:
         apply(view, r.event, r.seq)
     return view
+
+
+def view_to_json(view: SessionView) -> dict[str, Any]:
+    """The session view as JSON-ready builtins (``ap show --json``, ``GET
+    /api/sessions/{id}``): objectives, waves and workers as lists, plus ``duration_s``."""
+    out: dict[str, Any] = msgspec.to_builtins(view)
+    out["objectives"] = list(out["objectives"].values())
+    out["waves"] = list(out["waves"].values())
+    out["workers"] = list(out["workers"].values())
+    out["duration_s"] = round(view.duration_s(), 3)
+    return out
+
+
+def session_row(v: SessionView) -> dict[str, Any]:
+    """One line of a sessions list (``ap sessions --json``, ``GET /api/sessions``)."""
+    return {
+        "session_id": v.session_id,
+        "status": v.status,
+        "request": v.request,
+        "repo": v.repo,
+        "submitted_at": v.submitted_at,
+        "ended_at": v.ended_at,
+        "duration_s": round(v.duration_s(), 3),
+        "objectives": len(v.objectives),
+        "objectives_completed": sum(o.status == "completed" for o in v.objectives.values()),
+        "branch": v.branch,
+        "reason": v.reason,
+    }

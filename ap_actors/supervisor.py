@@ -197,7 +197,13 @@ class Supervisor:
                 actor=child.name, pid=child.proc.pid, restarts=child.restarts, argv=child.argv
             )
         )
-        return msgspec.json.decode(line) if line.strip() else {}
+        info: dict[str, Any] = msgspec.json.decode(line) if line.strip() else {}
+        dashboard = info.get("dashboard")
+        if dashboard and self.mesh is not None and dashboard != self.mesh.dashboard:
+            # The broadcaster reports the URL it bound; clients find it in mesh.json.
+            self.mesh = msgspec.structs.replace(self.mesh, dashboard=dashboard)
+            write_mesh(self.state_dir, self.mesh)
+        return info
 
     async def _watch(self, child: _Child) -> None:
         """Wait for ``child`` to exit; restart it per the policy unless stopping."""

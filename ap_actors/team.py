@@ -181,7 +181,10 @@ def effective_config(config: Config, team: Team) -> Config:
     actors: dict[str, ActorConfig] = {}
     for name, actor in config.actors.items():
         if name in PIPELINE_ACTORS:
-            actor = msgspec.structs.replace(actor, options={**actor.options, "team": team_dict})
+            options = {"team": team_dict, **actor.options}
+            if name == "broadcaster":
+                options.setdefault("url", config.mesh.dashboard)
+            actor = msgspec.structs.replace(actor, options=options)
         actors[name] = actor
     for name, actor in team_actors(team).items():
         actors.setdefault(name, actor)

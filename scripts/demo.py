@@ -117,6 +117,7 @@ def write_config(path: Path) -> Path:
     path.write_text(
         "[mesh]\n"
         'ingest = "tcp://127.0.0.1:*"\nbus = "tcp://127.0.0.1:*"\nreplay = "tcp://127.0.0.1:*"\n'
+        'dashboard = "http://127.0.0.1:*/"\n'
     )
     return path
 

@@ -28,23 +28,22 @@ from ap_actors.config import eventlog_dir, resolve_state_dir
 from ap_actors.errors import EXIT_OK, EXIT_SESSION_ENDED, ConfigError, EventLogError
 from ap_actors.eventlog import EventLog
 from ap_actors.events import (
-    CancelRequested,
-    Event,
-    PlanApproved,
-    PlanRejected,
     Record,
     RequestSubmitted,
-    new_id,
     record_to_json_dict,
     topic_of,
 )
 from ap_actors.mesh import read_mesh
-from ap_actors.planning import load_plan_file
-from ap_actors.projections import Sessions, SessionView, fold_session
+from ap_actors.projections import (
+    Sessions,
+    SessionView,
+    fold_session,
+    session_row,
+    view_to_json,
+)
 from ap_actors.reports import write_report
-from ap_actors.scope import find_conflicts
-from ap_actors.team import Team, read_team
-from ap_actors.worktrees import repo_root, resolve_commit
+from ap_actors.submission import OwnerAction, owner_action, prepare_submission
+from ap_actors.team import read_team
 
 _JSON = msgspec.json.Encoder()
 READ_GRACE_S = 10.0  # --wait: how long to wait for transcripts after the session ended
@@ -97,54 +96,17 @@ def load_sessions(state_dir: Path) -> Sessions:
 # --- submit -------------------------------------------------------------------------
 
 
-def _check_submission(args: argparse.Namespace, team: Team) -> tuple[Path, str, str | None]:
-    """Validate a submission; return (repository root, base commit, plan file path)."""
-    if not args.request.strip():
-        raise ConfigError('the request is empty; say what to do, e.g. ap submit "Add tests"')
-    root = repo_root(Path(args.repo).expanduser())
-    base = resolve_commit(root, args.base)
-    if not team.workers:
-        raise ConfigError(
-            "the mesh has no workers; start it with a team: `ap down`, then"
-            " `ap up --team team.toml` (README, Team)"
-        )
-    unknown = [w for w in args.workers or [] if team.worker(w) is None]
-    if unknown:
-        raise ConfigError(
-            f"unknown worker(s) {', '.join(unknown)}; the team has {', '.join(team.ids())}"
-        )
-    plan_file = None
-    if args.plan:
-        path = Path(args.plan).expanduser().absolute()
-        plan = load_plan_file(path, team)
-        conflicts = find_conflicts(plan.objectives)
-        if conflicts and not args.resolve_conflicts:
-            c = conflicts[0]
-            more = f" (and {len(conflicts) - 1} more)" if len(conflicts) > 1 else ""
-            raise ConfigError(
-                f"{path}: objectives {c.objective_a} and {c.objective_b} of wave {c.wave}"
-                f" can both touch {c.witness} ({c.pattern_a!r} / {c.pattern_b!r}){more};"
-                " make their scopes disjoint, move one to another wave, or pass"
-                " --resolve-conflicts"
-            )
-        plan_file = str(path)
-    return root, base, plan_file
-
-
 def cmd_submit(args: argparse.Namespace) -> int:
     state_dir = resolve_state_dir(args.state_dir)
     read_mesh(state_dir)  # a running mesh, or exit 4 with how to start one
-    team = read_team(state_dir)
-    root, base, plan_file = _check_submission(args, team)
-    session_id = new_id()
-    event = RequestSubmitted(
-        session_id=session_id,
-        request=args.request.strip(),
-        repo=str(root),
-        base_ref=base,
-        plan_file=plan_file,
-        auto_approve=args.approve,
-        team=list(args.workers or []),
+    event = prepare_submission(
+        read_team(state_dir),
+        args.request,
+        args.repo,
+        base=args.base,
+        plan=args.plan,
+        approve=args.approve,
+        workers=args.workers or (),
         resolve_conflicts=args.resolve_conflicts,
     )
     return uvloop.run(_submit(args, state_dir, event))
@@ -211,25 +173,14 @@ def _finish(view: SessionView, as_json: bool) -> int:
     return EXIT_OK if view.status == "completed" else EXIT_SESSION_ENDED
 
 
-def view_to_json(view: SessionView) -> dict[str, Any]:
-    """The session view as JSON-ready builtins (``ap show --json``, the dashboard)."""
-    out: dict[str, Any] = msgspec.to_builtins(view)
-    out["objectives"] = list(out["objectives"].values())
-    out["waves"] = list(out["waves"].values())
-    out["workers"] = list(out["workers"].values())
-    out["duration_s"] = round(view.duration_s(), 3)
-    return out
-
-
 # --- approve / reject / cancel ------------------------------------------------------
 
 
-def _owner_action(args: argparse.Namespace, make: Any) -> int:
+def _owner_action(args: argparse.Namespace, action: OwnerAction) -> int:
     state_dir = resolve_state_dir(args.state_dir)
     read_mesh(state_dir)
     view, _ = load_session(state_dir, args.session)
-    event: Event = make(view)
-    event = msgspec.structs.replace(event, session_id=view.session_id)
+    event = owner_action(view, action, by=_who(), reason=getattr(args, "reason", None) or "")
 
     async def send() -> int:
         async with Emitter.connect(state_dir, source="cli", max_attempts=3) as emitter:
@@ -247,37 +198,16 @@ def _who() -> str:
         return "owner"
 
 
-def _awaiting(view: SessionView, verb: str) -> None:
-    if view.status != "awaiting_approval":
-        raise ConfigError(
-            f"session {view.session_id} is {view.status.replace('_', ' ')}; only a session"
-            f" awaiting approval can be {verb} (see `ap show {view.session_id}`)"
-        )
-
-
 def cmd_approve(args: argparse.Namespace) -> int:
-    def make(view: SessionView) -> Event:
-        _awaiting(view, "approved")
-        return PlanApproved(plan_id=view.plan_id, by=_who())
-
-    return _owner_action(args, make)
+    return _owner_action(args, "approve")
 
 
 def cmd_reject(args: argparse.Namespace) -> int:
-    def make(view: SessionView) -> Event:
-        _awaiting(view, "rejected")
-        return PlanRejected(plan_id=view.plan_id, by=_who(), reason=args.reason)
-
-    return _owner_action(args, make)
+    return _owner_action(args, "reject")
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
-    def make(view: SessionView) -> Event:
-        if view.ended:
-            raise ConfigError(f"session {view.session_id} already {view.status}; nothing to cancel")
-        return CancelRequested(by=_who(), reason=args.reason or "")
-
-    return _owner_action(args, make)
+    return _owner_action(args, "cancel")
 
 
 # --- sessions / show / replay / report ----------------------------------------------
@@ -288,7 +218,7 @@ def cmd_sessions(args: argparse.Namespace) -> int:
     views = sorted(load_sessions(state_dir).views.values(), key=lambda v: v.submitted_at)
     if args.json:
         for v in views:
-            _out(_JSON.encode(_row(v)).decode())
+            _out(_JSON.encode(session_row(v)).decode())
         return EXIT_OK
     from rich.console import Console
     from rich.table import Table
@@ -297,7 +227,7 @@ def cmd_sessions(args: argparse.Namespace) -> int:
     for col in ("session", "status", "submitted", "duration", "objectives", "request"):
         table.add_column(col)
     for v in views:
-        row = _row(v)
+        row = session_row(v)
         table.add_row(
             v.session_id,
             v.status,
@@ -308,22 +238,6 @@ def cmd_sessions(args: argparse.Namespace) -> int:
         )
     Console().print(table)
     return EXIT_OK
-
-
-def _row(v: SessionView) -> dict[str, Any]:
-    return {
-        "session_id": v.session_id,
-        "status": v.status,
-        "request": v.request,
-        "repo": v.repo,
-        "submitted_at": v.submitted_at,
-        "ended_at": v.ended_at,
-        "duration_s": round(v.duration_s(), 3),
-        "objectives": len(v.objectives),
-        "objectives_completed": sum(o.status == "completed" for o in v.objectives.values()),
-        "branch": v.branch,
-        "reason": v.reason,
-    }
 
 
 def cmd_show(args: argparse.Namespace) -> int:

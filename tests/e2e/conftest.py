@@ -32,6 +32,7 @@ PIPELINE_CONFIG = """
 ingest = "tcp://127.0.0.1:*"
 bus = "tcp://127.0.0.1:*"
 replay = "tcp://127.0.0.1:*"
+dashboard = "http://127.0.0.1:*/"
 
 [supervisor]
 backoff_initial_s = 0.05

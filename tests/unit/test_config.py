@@ -15,7 +15,13 @@ def test_no_config_file_gives_the_embedded_defaults() -> None:
     assert config.mesh == Config().mesh
     assert config.mesh.ingest == "tcp://127.0.0.1:5555"
     assert config.eventlog.durability == "fsync"
-    assert list(config.enabled_actors()) == ["planner", "scope_validator", "scheduler", "reporter"]
+    assert list(config.enabled_actors()) == [
+        "planner",
+        "scope_validator",
+        "scheduler",
+        "reporter",
+        "broadcaster",
+    ]
 
 
 def test_a_config_file_overrides_only_what_it_names(tmp_path: Path) -> None:
@@ -30,7 +36,13 @@ def test_a_config_file_overrides_only_what_it_names(tmp_path: Path) -> None:
     config = load_config(path)
     assert config.mesh.bus == "ipc:///tmp/bus" and config.mesh.ingest == "tcp://127.0.0.1:5555"
     assert config.supervisor.max_restarts == 2
-    assert list(config.enabled_actors()) == ["planner", "scope_validator", "scheduler", "a"]
+    assert list(config.enabled_actors()) == [
+        "planner",
+        "scope_validator",
+        "scheduler",
+        "broadcaster",
+        "a",
+    ]
     assert config.actors["a"].options == {"x": 1}
     assert config.actors["reporter"].cls == "ap_actors.actors.reporter:Reporter"
 

@@ -85,6 +85,7 @@ def test_the_loaded_effective_config_keeps_the_actors_their_order_and_options(
         "scope_validator",
         "scheduler",
         "reporter",
+        "broadcaster",
         "counter",
         "worker.ruff-1",
         "log_monitor.ruff-1",
