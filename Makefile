@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-stamp
 CONFIG ?= $(wildcard ap.toml)
 TEAM ?= $(wildcard team.toml)
 
-.PHONY: up down status test lint format bench demo install clean
+.PHONY: up down status test lint format bench demo install browser clean
 
 # Create the virtual environment and install the package with its dev extra whenever
 # pyproject.toml changes.
@@ -30,8 +30,18 @@ down: $(STAMP)
 status: $(STAMP)
 	$(AP) status
 
-test: $(STAMP)
-	$(PY) -m pytest -q
+# The browser tests drive Debian's Chromium with Playwright (its own browser downloads
+# are not used): install the package when it is missing.
+CHROMIUM ?= /usr/bin/chromium
+$(CHROMIUM):
+	@command -v apt-get >/dev/null || { echo "install Chromium (e.g. your distribution's chromium package) at $(CHROMIUM), or set CHROMIUM=path"; exit 1; }
+	$(if $(filter 0,$(shell id -u)),,sudo) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y -qq chromium
+
+browser: $(CHROMIUM)
+
+test: $(STAMP) $(CHROMIUM)
+	AP_CHROMIUM=$(CHROMIUM) $(PY) -m pytest -q
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check ap_actors tests scripts

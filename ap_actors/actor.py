@@ -150,8 +150,13 @@ class Actor(Generic[S]):
         """
         if record.seq <= self.last_seq:
             raise SequenceError(f"{self.name}: record {record.seq} folded after {self.last_seq}")
-        self.state = self.apply(self.state, record.event)
+        self.state = self.apply_record(self.state, record)
         self.last_seq = record.seq
+
+    def apply_record(self, state: S, record: Record) -> S:
+        """Fold a whole record (event and seq); the default folds ``record.event`` with
+        :meth:`apply`. Override it when the state keeps seq numbers."""
+        return self.apply(state, record.event)
 
     async def _caught_up(self, head: int) -> None:
         self.recovered = True

@@ -19,6 +19,7 @@ resync, default 10,000), ``card_interval_s`` (default 0.25).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 from collections.abc import Callable
@@ -83,6 +84,8 @@ class Broadcaster(SessionsActor):
         self._log: EventLog | None = None
         self._card_due: dict[tuple[str, str], int] = {}  # (session, worker) -> seq pending
         self._card_last: dict[tuple[str, str], float] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._folded = asyncio.Condition()
 
     # --- life cycle -----------------------------------------------------------------
 
@@ -93,11 +96,13 @@ class Broadcaster(SessionsActor):
         port = 0 if parts.netloc.endswith(":*") else (parts.port or 80)
         check_bind(host, self.token)
         self._runner = web.AppRunner(
-            make_app(self, token=self.token, web_dir=self.web_dir), access_log=None
+            make_app(self, token=self.token, web_dir=self.web_dir, bind_host=host),
+            access_log=None,
+            shutdown_timeout=1.0,
         )
         await self._runner.setup()
         try:
-            await web.TCPSite(self._runner, host, port, shutdown_timeout=1.0).start()
+            await web.TCPSite(self._runner, host, port).start()
         except OSError as e:
             raise StartupError(
                 f"the dashboard cannot listen on {host}:{port} ({e.strerror});"
@@ -121,7 +126,19 @@ class Broadcaster(SessionsActor):
 
     # --- live events ----------------------------------------------------------------
 
+    def session_lock(self, session_id: str) -> asyncio.Lock:
+        """The lock that serialises the owner's decisions on one session."""
+        return self._locks.setdefault(session_id, asyncio.Lock())
+
+    async def folded(self, seq: int, timeout_s: float = 10.0) -> None:
+        """Wait until this broadcaster has folded ``seq`` (at most ``timeout_s``)."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout_s), self._folded:
+                await self._folded.wait_for(lambda: self.last_seq >= seq)
+
     async def react(self, record: Record) -> None:
+        async with self._folded:
+            self._folded.notify_all()
         event = record.event
         self.metrics.last_seq.set(record.seq)
         self.metrics.events.labels(topic_of(event)).inc()
@@ -180,6 +197,8 @@ class Broadcaster(SessionsActor):
     ) -> tuple[list[tuple[int, str]], int]:
         """Records ``since < seq <= until`` (of ``session``), at most ``limit``, as JSON
         texts; and the seq up to which the log was covered (runs in a thread)."""
+        if since >= until:
+            return [], until
         records = list(self.eventlog.read(since, until=until, limit=limit, session_id=session))
         texts = [(r.seq, self.encode(r)) for r in records]
         covered = records[-1].seq if len(records) >= limit else until
@@ -187,8 +206,11 @@ class Broadcaster(SessionsActor):
 
     def read_session(self, session_id: str, since: int, limit: int) -> tuple[list[Record], int]:
         """A page of a session's records after ``since``, and the log's last seq."""
+        last = self.eventlog.last_seq()
+        if since >= last:
+            return [], last
         records = list(self.eventlog.read(since, limit=limit, session_id=session_id))
-        return records, self.eventlog.last_seq()
+        return records, last
 
     def worker_rows(self) -> list[dict[str, Any]]:
         """The team's workers with what each is doing now (``GET /api/workers``)."""

@@ -8,7 +8,7 @@ The worker and the reporter fold the same read model as the CLI
 from __future__ import annotations
 
 from ap_actors.actor import Actor
-from ap_actors.events import Event
+from ap_actors.events import Event, Record
 from ap_actors.projections import Sessions
 
 
@@ -20,4 +20,8 @@ class SessionsActor(Actor[Sessions]):
 
     def apply(self, state: Sessions, event: Event) -> Sessions:
         state.apply(event)
+        return state
+
+    def apply_record(self, state: Sessions, record: Record) -> Sessions:
+        state.apply(record.event, record.seq)  # the views keep seqs (feeds, last_seq)
         return state

@@ -23,13 +23,15 @@ WEB_DIR = Path(__file__).resolve().parents[2] / "web"
 """The page's files: ``web/`` at the root of the source tree."""
 
 
-def make_app(b: Broadcaster, *, token: str | None, web_dir: Path = WEB_DIR) -> web.Application:
+def make_app(
+    b: Broadcaster, *, token: str | None, web_dir: Path = WEB_DIR, bind_host: str = "127.0.0.1"
+) -> web.Application:
     """Return the aiohttp application of broadcaster ``b``.
 
     ``/`` serves ``web_dir/index.html`` and ``/static/`` the rest of ``web_dir`` (no path
     can leave it: aiohttp resolves and checks every static path, symlinks not followed).
     """
-    app = web.Application(middlewares=[make_auth_middleware(token)])
+    app = web.Application(middlewares=[make_auth_middleware(token, bind_host)])
     api.add_routes(app, b)
     ws.add_routes(app, b)
 

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 from aiohttp import web
 
-from ap_actors.errors import BusError, ConfigError
+from ap_actors.errors import ApError, BusError
 from ap_actors.events import record_to_json_dict
 from ap_actors.projections import SessionView, session_row, view_to_json
 from ap_actors.submission import OwnerAction, StateError, owner_action, prepare_submission
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from ap_actors.actors.broadcaster import Broadcaster
 
 MAX_PAGE = 10_000
+MAX_SEQ = 2**64 - 1  # seqs are unsigned 64-bit
 
 
 class SubmitBody(msgspec.Struct, forbid_unknown_fields=True):
@@ -77,7 +78,12 @@ async def _body(request: web.Request, kind: type[Any]) -> Any:
         raise _error(web.HTTPBadRequest, f"the body is not valid JSON: {e}") from None
 
 
-def _int(request: web.Request, name: str, default: int, high: int | None = None) -> int:
+def _int(request: web.Request, name: str, default: int, high: int, *, low: int = 0) -> int:
+    """The integer query parameter ``name`` (``default`` when absent), within [low, high].
+
+    Raises:
+        HTTPBadRequest: not an integer, or out of range (the message says which).
+    """
     raw = request.query.get(name)
     if raw is None:
         return default
@@ -85,9 +91,8 @@ def _int(request: web.Request, name: str, default: int, high: int | None = None)
         value = int(raw)
     except ValueError:
         raise _error(web.HTTPBadRequest, f"{name} must be an integer, not {raw!r}") from None
-    if value < 0 or (high is not None and value > high):
-        limit = f" and at most {high}" if high is not None else ""
-        raise _error(web.HTTPBadRequest, f"{name} must be 0 or more{limit}")
+    if not low <= value <= high:
+        raise _error(web.HTTPBadRequest, f"{name} must be {low} or more and at most {high}")
     return value
 
 
@@ -120,8 +125,8 @@ def add_routes(app: web.Application, b: Broadcaster) -> None:
 
     async def events(request: web.Request) -> web.Response:
         view = session(request)
-        since = _int(request, "since", 0)
-        limit = _int(request, "limit", 1000, MAX_PAGE)
+        since = _int(request, "since", 0, MAX_SEQ)
+        limit = _int(request, "limit", 1000, MAX_PAGE, low=1)
         records, last = await asyncio.to_thread(b.read_session, view.session_id, since, limit)
         page = [record_to_json_dict(r) for r in records]
         next_seq = records[-1].seq if records else since
@@ -149,7 +154,7 @@ def add_routes(app: web.Application, b: Broadcaster) -> None:
                 workers=body.workers,
                 resolve_conflicts=body.resolve_conflicts,
             )
-        except ConfigError as e:
+        except ApError as e:  # ConfigError, GitError: the line `ap submit` prints
             raise _error(web.HTTPBadRequest, str(e)) from None
         seq = await _append(event)
         return _json({"session_id": event.session_id, "seq": seq}, status=201)
@@ -158,11 +163,15 @@ def add_routes(app: web.Application, b: Broadcaster) -> None:
         view = session(request)
         action: OwnerAction = request.match_info["action"]  # type: ignore[assignment]
         body: ActionBody = await _body(request, ActionBody)
-        try:
-            event = owner_action(view, action, by=body.by or "owner", reason=body.reason)
-        except StateError as e:
-            raise _error(web.HTTPConflict, str(e)) from None
-        seq = await _append(event)
+        # One decision at a time per session, each checked against a state that holds
+        # the previous one: an approve and a reject sent together cannot both land.
+        async with b.session_lock(view.session_id):
+            try:
+                event = owner_action(view, action, by=body.by or "owner", reason=body.reason)
+            except StateError as e:
+                raise _error(web.HTTPConflict, str(e)) from None
+            seq = await _append(event)
+            await b.folded(seq)
         return _json({"session_id": view.session_id, "seq": seq})
 
     async def _append(event: Any) -> int:

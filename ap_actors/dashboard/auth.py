@@ -10,12 +10,18 @@
 - A WebSocket opened from a web page must come from the dashboard's own origin: the
   ``Origin`` header, when present, must name the host and port the request was sent to
   (403 otherwise), so another site open in the owner's browser cannot read the stream.
+- A request that changes something (POST) with an ``Origin`` must come from the same
+  origin too (403 otherwise): browsers send ``Origin`` on every cross-origin POST, so a
+  form or a fetch from another site cannot approve, cancel or submit for the owner.
+- A dashboard bound to loopback answers only requests whose ``Host`` is a loopback name
+  (421 otherwise), which closes DNS rebinding.
 """
 
 from __future__ import annotations
 
 import hmac
 import ipaddress
+import json
 from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
 
@@ -60,30 +66,37 @@ def _presented(request: web.Request) -> str:
     return request.query.get("token", "")
 
 
-def make_auth_middleware(
-    token: str | None,
-) -> Middleware:
-    """Return the middleware that checks the token and the WebSocket Origin."""
+def make_auth_middleware(token: str | None, bind_host: str = "127.0.0.1") -> Middleware:
+    """Return the middleware that checks the Host, the token and the Origin."""
+    loopback_only = is_loopback(bind_host)
 
     @web.middleware
     async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
         path = request.path
+        host = urlsplit(f"//{request.host}").hostname or ""
+        if loopback_only and not is_loopback(host):
+            # A loopback server answers loopback names only: no DNS rebinding.
+            raise _refuse(web.HTTPMisdirectedRequest, f"unexpected Host {request.host!r}")
         if (
             token
             and path.startswith(PROTECTED)
             and not hmac.compare_digest(_presented(request).encode(), token.encode())
         ):
-            raise web.HTTPUnauthorized(
-                text='{"error": "a valid token is required (Authorization: Bearer ...)"}',
-                content_type="application/json",
+            raise _refuse(
+                web.HTTPUnauthorized, "a valid token is required (Authorization: Bearer ...)"
             )
-        if path == "/ws":
-            origin = request.headers.get("Origin")
-            if origin and urlsplit(origin).netloc != request.host:
-                raise web.HTTPForbidden(
-                    text='{"error": "cross-origin WebSocket refused"}',
-                    content_type="application/json",
-                )
+        origin = request.headers.get("Origin")
+        cross_origin = bool(origin) and urlsplit(origin).netloc != request.host
+        if path == "/ws" and cross_origin:
+            raise _refuse(web.HTTPForbidden, "cross-origin WebSocket refused")
+        if request.method not in ("GET", "HEAD", "OPTIONS") and cross_origin:
+            # No other site may act for the owner (browsers send Origin on every
+            # cross-origin POST, whatever its content type).
+            raise _refuse(web.HTTPForbidden, "cross-origin request refused")
         return await handler(request)
 
     return auth
+
+
+def _refuse(status: type[web.HTTPException], message: str) -> web.HTTPException:
+    return status(text=json.dumps({"error": message}), content_type="application/json")

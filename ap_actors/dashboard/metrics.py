@@ -27,7 +27,7 @@ class DashboardMetrics:
         self.registry = CollectorRegistry(auto_describe=True)
         self.events = Counter(
             "ap_events_broadcast_total",
-            "Events forwarded to WebSocket clients, by type.",
+            "Events the broadcaster folded and forwarded to its WebSocket clients, by type.",
             ["type"],
             registry=self.registry,
         )

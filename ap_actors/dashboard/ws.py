@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import WSMsgType, web
 
-from ap_actors.dashboard.api import _error, _int
+from ap_actors.dashboard.api import MAX_SEQ, _error, _int
 
 if TYPE_CHECKING:
     from ap_actors.actors.broadcaster import Broadcaster
@@ -38,7 +38,7 @@ def add_routes(app: web.Application, b: Broadcaster) -> None:
     """Add ``/ws`` to ``app``."""
 
     async def websocket(request: web.Request) -> web.WebSocketResponse:
-        since = _int(request, "since", 0)
+        since = _int(request, "since", 0, MAX_SEQ)
         session = request.query.get("session") or None
         if session is not None and len(session) > 200:
             raise _error(web.HTTPBadRequest, "session must be a session id")
@@ -69,7 +69,8 @@ def add_routes(app: web.Application, b: Broadcaster) -> None:
                     await ws.send_str(text)
                     client.last_seq = seq
                 pos = covered
-            client.last_seq = max(client.last_seq, head)
+            # A client ahead of this broadcaster (it restarted) gets nothing twice either.
+            client.last_seq = max(client.last_seq, head, since)
             await ws.send_json({"type": "caught_up", "seq": head})
             drain = asyncio.create_task(b.fanout.drain(client))
             async for msg in ws:  # until the peer (or a resync) closes it

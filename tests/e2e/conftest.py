@@ -8,6 +8,7 @@ git repository for each test.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import importlib.util
 import json
 import os
@@ -129,7 +130,10 @@ class PipelineMesh(Mesh):
                 await sub.close()
             raise AssertionError("subscription ended")
 
-        return asyncio.run(run())
+        # In its own thread: the caller may already run an event loop (Playwright's sync
+        # API does, in the browser tests).
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            return pool.submit(asyncio.run, run()).result()
 
 
 def group_alive(pgid: int) -> bool:
