@@ -17,10 +17,15 @@ Output: a rich table on stdout and ``bench/results.json``::
 1 when a benchmark failed to run (a process died, a count did not match).
 
 The benchmarks themselves are in ``scripts/benchmarks/``, one module each.
+
+``--only WORD`` (repeatable) runs only the benchmarks whose title contains WORD, e.g.
+``scripts/bench.py --only browser --only websocket`` for the dashboard's; results.json
+then holds those rows only.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import shutil
 import subprocess
@@ -35,9 +40,11 @@ from ap_actors.errors import ApError
 from benchmarks.append import bench_append
 from benchmarks.common import ROOT, Row, scratch_dir
 from benchmarks.latency import bench_latency
+from benchmarks.line_to_browser import bench_line_to_browser
 from benchmarks.machine import machine_info
 from benchmarks.memory import bench_memory
 from benchmarks.replay import bench_replay
+from benchmarks.ws_fanout import bench_ws_fanout
 
 RESULTS = ROOT / "bench" / "results.json"
 BUSY_WARNING = 0.15  # share of the machine busy before the run that gets a warning
@@ -48,6 +55,8 @@ BENCHES: list[tuple[str, Bench]] = [
     ("emit -> subscriber latency", bench_latency),
     ("log replay", bench_replay),
     ("idle memory", bench_memory),
+    ("dashboard: agent line -> browser", bench_line_to_browser),
+    ("dashboard: websocket clients at 1,000 events/s", bench_ws_fanout),
 ]
 
 
@@ -105,13 +114,24 @@ def write_results(rows: Sequence[Row], machine: dict[str, Any], started: float) 
     return seconds
 
 
-def main() -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """Run the suite, print the table, write results.json; 1 when a benchmark failed."""
+    parser = argparse.ArgumentParser(description="Run the benchmarks (module docstring).")
+    parser.add_argument(
+        "--only",
+        action="append",
+        metavar="WORD",
+        help="run only the benchmarks whose title contains WORD (repeatable)",
+    )
+    only = parser.parse_args(argv).only
+    benches = [b for b in BENCHES if not only or any(w.lower() in b[0].lower() for w in only)]
+    if not benches:
+        parser.error(f"no benchmark title contains {' or '.join(only)}")
     started = time.time()
     rows: list[Row] = []
     try:
         with scratch_dir() as tmp:
-            machine = run_all(tmp, BENCHES, rows)
+            machine = run_all(tmp, benches, rows)
     except (RuntimeError, ApError, subprocess.SubprocessError) as e:
         print(f"bench: failed: {e}", file=sys.stderr)
         return 1
