@@ -17,6 +17,11 @@ those whose objective ended while it was down.
 Extra agent log files of the worker (``log_paths`` in the team file) are tailed from
 their end for as long as the monitor runs; their lines are attributed to the objective
 the worker is running at the time.
+
+Events leave through an :class:`Outbox`: the tail does not wait for each event's
+append; what piles up while one batch is in flight goes to the journal as the next
+batch, in order. An agent printing 1,000 lines/s is thus read at the rate it writes,
+not at one fsync per line.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import msgspec
@@ -47,6 +52,84 @@ from ap_actors.tailing import tail_lines
 from ap_actors.team import WorkerSpec
 
 log = logging.getLogger(__name__)
+
+
+class Outbox:
+    """Emits events in their order, batching those that pile up while a batch is in flight.
+
+    Args:
+        emit_many: appends a list of events and returns when they are durable
+            (:meth:`ap_actors.emitter.Emitter.emit_many`).
+        limit: events held before :meth:`put` waits (back-pressure on the reader).
+
+    An append that fails makes every later :meth:`put` and :meth:`flush` raise that
+    error (the events after it are not sent: the tail fails as it did event by event).
+    """
+
+    def __init__(
+        self, emit_many: Callable[[list[Event]], Awaitable[object]], limit: int = 4096
+    ) -> None:
+        self._emit_many = emit_many
+        self._limit = limit
+        self._pending: list[Event] = []
+        self._wakeup = asyncio.Event()
+        self._space = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._error: BaseException | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def put(self, event: Event) -> None:
+        """Queue ``event``; wait while ``limit`` events are already queued.
+
+        Raises:
+            Exception: the error of an earlier failed append.
+        """
+        while len(self._pending) >= self._limit and self._error is None:
+            self._space.clear()
+            await self._space.wait()
+        if self._error is not None:
+            raise self._error
+        self._pending.append(event)
+        self._idle.clear()
+        self._wakeup.set()
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="log-monitor-outbox")
+
+    async def flush(self) -> None:
+        """Return once every queued event is appended.
+
+        Raises:
+            Exception: the error of a failed append.
+        """
+        await self._idle.wait()
+        if self._error is not None:
+            raise self._error
+
+    async def close(self) -> None:
+        """Stop sending; events still queued are dropped (a restart re-reads them)."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while self._pending:
+                batch, self._pending = self._pending, []
+                self._space.set()
+                try:
+                    await self._emit_many(batch)
+                except Exception as e:
+                    self._error = e
+                    self._pending.clear()
+                    self._space.set()
+                    self._idle.set()
+                    return
+            self._idle.set()
 
 
 class MonitorState(msgspec.Struct):
@@ -140,15 +223,17 @@ class LogMonitor(Actor[MonitorState]):
 
     async def _tail_transcript(self, started: ObjectiveStarted, stop: asyncio.Event) -> None:
         path = started.transcript
-        parser = self.adapter.parser()
+        parser = self.adapter.parser(started.workdir or None)
         key = f"{started.session_id}:{started.objective_id}:{started.attempt}"
         lines = 0
+        outbox = Outbox(self.emitter.emit_many)
         try:
             async for line in tail_lines(Path(path), stop=stop):
                 lines += 1
                 where = f"{line.generation}:{line.number}"
-                await self._emit_all(started, key, where, parser.feed(line.text))
-            await self._emit_all(started, key, "end", parser.finish())
+                await self._emit_all(outbox, started, key, where, parser.feed(line.text))
+            await self._emit_all(outbox, started, key, "end", parser.finish())
+            await outbox.flush()
             await self.emit(
                 TranscriptRead(
                     id=derive_id(key, self.name, "read"),
@@ -164,18 +249,24 @@ class LogMonitor(Actor[MonitorState]):
             log.exception("tailing failed", extra={"transcript": path})
             raise
         finally:
+            await outbox.close()
             self.tails.pop(path, None)
             if self.current is started:
                 self.current = None
 
     async def _emit_all(
-        self, started: ObjectiveStarted, key: str, where: str, activities: list[Activity]
+        self,
+        outbox: Outbox,
+        started: ObjectiveStarted,
+        key: str,
+        where: str,
+        activities: list[Activity],
     ) -> None:
         for n, a in enumerate(activities):
             base = derive_id(key, self.name, f"{where}:{n}")
-            await self.emit(self._activity(a, started, id=base))
+            await outbox.put(self._activity(a, started, id=base))
             if a.activity_type == "error":
-                await self.emit(
+                await outbox.put(
                     WorkerError(
                         id=derive_id(base, self.name, "error"),
                         session_id=started.session_id,
@@ -187,9 +278,13 @@ class LogMonitor(Actor[MonitorState]):
 
     async def _tail_extra(self, path: Path) -> None:
         parser = self.adapter.parser()
-        async for line in tail_lines(path, from_start=False):
-            for a in parser.feed(line.text):
-                await self.emit(self._activity(a, self.current))
+        outbox = Outbox(self.emitter.emit_many)
+        try:
+            async for line in tail_lines(path, from_start=False):
+                for a in parser.feed(line.text):
+                    await outbox.put(self._activity(a, self.current))
+        finally:
+            await outbox.close()
 
     def _activity(
         self, a: Activity, started: ObjectiveStarted | None, id: str = ""

@@ -81,6 +81,7 @@ LINE = re.compile(r"t=(\d+\.\d+) n=(\d+)")
 OBSERVER_JS = """
 (() => {
   const LINE = /t=\\d+\\.\\d+ n=(\\d+)/;
+  const LINE_ALL = /t=\\d+\\.\\d+ n=(\\d+)/g;
   const bench = { ws: [], dom: [], wsSeen: new Set(), domSeen: new Set() };
   window.__apBench = bench;
   const Native = window.WebSocket;
@@ -88,9 +89,10 @@ OBSERVER_JS = """
     constructor(...args) {
       super(...args);
       this.addEventListener("message", (e) => {
-        const m = typeof e.data === "string" && LINE.exec(e.data);
-        if (m) {
-          bench.ws.push([Date.now(), Number(m[1])]);
+        if (typeof e.data !== "string") return;
+        const now = Date.now();
+        for (const m of e.data.matchAll(LINE_ALL)) {  // a frame may hold many messages
+          bench.ws.push([now, Number(m[1])]);
           bench.wsSeen.add(Number(m[1]));
         }
       });

@@ -75,29 +75,30 @@ async def read_all(ws: aiohttp.ClientWebSocketResponse, r: Reader, final: list[i
     """Read until the server closes, or the event ``final[0]`` (once known) arrived."""
     import aiohttp
 
-    decode = msgspec.json.Decoder(Message).decode
+    decode = msgspec.json.Decoder(Message | list[Message]).decode  # a frame: one or many
     async for msg in ws:
         now = time.time()
         if msg.type != aiohttp.WSMsgType.TEXT:
             return
-        m = decode(msg.data)
-        if m.type == "resync":
-            r.resyncs += 1
-            return
-        if not m.seq or m.derived or m.type in ("caught_up", "connected"):
-            continue
-        if m.seq <= r.last_seq:
-            r.duplicates += 1
-            continue
-        if m.seq != r.last_seq + 1:
-            r.gaps += 1
-        r.last_seq = m.seq
-        r.received += 1
-        if not m.seq % LAT_SAMPLE and m.type == "worker_activity" and m.objective_id != WARMUP:
-            r.lat.append(now - m.ts)
-        if final[0] and m.seq >= final[0]:
-            r.finished_at = time.monotonic()
-            return
+        got = decode(msg.data)
+        for m in got if isinstance(got, list) else (got,):
+            if m.type == "resync":
+                r.resyncs += 1
+                return
+            if not m.seq or m.derived or m.type in ("caught_up", "connected"):
+                continue
+            if m.seq <= r.last_seq:
+                r.duplicates += 1
+                continue
+            if m.seq != r.last_seq + 1:
+                r.gaps += 1
+            r.last_seq = m.seq
+            r.received += 1
+            if not m.seq % LAT_SAMPLE and m.type == "worker_activity" and m.objective_id != WARMUP:
+                r.lat.append(now - m.ts)
+            if final[0] and m.seq >= final[0]:
+                r.finished_at = time.monotonic()
+                return
 
 
 async def connect(
@@ -110,9 +111,10 @@ async def connect(
     """
     ws = await http.ws_connect(f"{url}ws?since={since}", max_msg_size=0, compress=15 * deflate)
     while True:
-        m = msgspec.json.decode(await ws.receive_str(), type=Message)
-        if m.type == "caught_up":
-            return ws, m.seq
+        got = msgspec.json.decode(await ws.receive_str(), type=Message | list[Message])
+        for m in got if isinstance(got, list) else (got,):
+            if m.type == "caught_up":
+                return ws, m.seq
 
 
 async def stalled_client(url: str, since: int) -> socket.socket:

@@ -76,6 +76,12 @@ def record_seqs(messages: list[Message]) -> list[int]:
     return [m["seq"] for m in messages if is_record(m)]
 
 
+def unpack(data: str) -> list[Message]:
+    """The messages of one WebSocket frame: an object, or an array of them in order."""
+    got = json.loads(data)
+    return got if isinstance(got, list) else [got]
+
+
 async def read_until(
     ws: aiohttp.ClientWebSocketResponse, done: Callable[[Message], bool]
 ) -> list[Message]:
@@ -89,9 +95,10 @@ async def read_until(
         async for msg in ws:
             if msg.type != aiohttp.WSMsgType.TEXT:
                 break
-            messages.append(json.loads(msg.data))
-            if done(messages[-1]):
-                return messages
+            for message in unpack(msg.data):
+                messages.append(message)
+                if done(message):
+                    return messages
     raise AssertionError(f"the stream ended before the awaited message: {messages[-3:]}")
 
 
@@ -101,7 +108,7 @@ async def read_to_close(ws: aiohttp.ClientWebSocketResponse) -> list[Message]:
     async with asyncio.timeout(WAIT_S):
         async for msg in ws:
             assert msg.type == aiohttp.WSMsgType.TEXT, msg
-            messages.append(json.loads(msg.data))
+            messages += unpack(msg.data)
     return messages
 
 
@@ -120,12 +127,12 @@ class Follower:
             async for msg in self.ws:
                 if msg.type != aiohttp.WSMsgType.TEXT:
                     break
-                message = json.loads(msg.data)
-                self.messages.append(message)
-                if is_record(message):
-                    async with self._progress:
-                        self.last_seq = message["seq"]
-                        self._progress.notify_all()
+                for message in unpack(msg.data):
+                    self.messages.append(message)
+                    if is_record(message):
+                        async with self._progress:
+                            self.last_seq = message["seq"]
+                            self._progress.notify_all()
         finally:
             async with self._progress:
                 self._progress.notify_all()

@@ -115,7 +115,11 @@ export class Live {
       } catch {
         return; // not JSON: nothing of ours
       }
-      if (msg && typeof msg === "object") this.onMessage(msg, this);
+      // A frame holds one message, or an array of messages in order.
+      for (const m of Array.isArray(msg) ? msg : [msg]) {
+        if (this.ws !== ws) return; // a message closed it (resync)
+        if (m && typeof m === "object") this.onMessage(m, this);
+      }
     };
     ws.onerror = () => {}; // a close follows
     ws.onclose = () => {
