@@ -11,6 +11,7 @@ worker's ``type`` means its ``agent`` and ``log_path`` one extra log file). Shap
     [[workers]]
     id = "ruff-1"               # [A-Za-z0-9_-], unique; actors worker.<id>, log_monitor.<id>
     agent = "command"           # adapter in ap_actors/agents/ (command, codex, claude, ...)
+    model = "gpt-5.5"           # model the agent CLI is told to use (default: its own)
     capabilities = ["python"]   # what the planner and the scheduler match objectives on
     command = "ruff check --fix {scope}"            # one argv template (string or list) ...
     commands = ["ruff check --fix {scope}", "ruff format {scope}"]  # ... or several
@@ -43,6 +44,7 @@ class WorkerSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
 
     id: str  # Unique worker id, [A-Za-z0-9_-]; also its actors' suffix.
     agent: str = "command"  # Adapter name (ap_actors/agents/<agent>.py).
+    model: str = ""  # Model passed to the agent CLI; "" = the CLI's default.
     capabilities: list[str] = []  # Tags matched against an objective's needs.
     command: str | list[str] | None = None  # One argv template (string: shlex-split).
     commands: list[str | list[str]] = []  # Several argv templates, run in order.

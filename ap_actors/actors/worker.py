@@ -42,13 +42,19 @@ import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import msgspec
 
 from ap_actors.actors.sessions import SessionsActor
 from ap_actors.agents import get_adapter
-from ap_actors.agents.base import AgentTask, CommandSpec
+from ap_actors.agents.base import (
+    AgentTask,
+    CommandSpec,
+    TranscriptSummary,
+    read_transcript,
+    summarize,
+)
 from ap_actors.agents.command import command_line, exit_line, timestamp
 from ap_actors.errors import ApError
 from ap_actors.events import (
@@ -198,6 +204,7 @@ class Worker(SessionsActor):
         *,
         exit_code: int | None = None,
         files: list[str] | None = None,
+        usage: dict[str, Any] | None = None,
     ) -> None:
         if not self._still_open(assigned):
             return
@@ -209,10 +216,13 @@ class Worker(SessionsActor):
                 files_modified=files or [],
                 duration_s=round(time.time() - started, 3) if started else 0.0,
                 reason=reason,
+                **(usage or {}),
             ),
             cause=assigned,
         )
-        await self._metrics(assigned.session_id, None)
+        await self._metrics(
+            assigned.session_id, None, (assigned.objective_id, usage) if usage else None
+        )
 
     def _still_open(self, assigned: ObjectiveAssigned) -> bool:
         """False when this attempt already has a result: the scheduler's watchdog failed it
@@ -254,6 +264,7 @@ class Worker(SessionsActor):
             contracts=view.contracts,
             coordination_points=view.analysis.coordination_points if view.analysis else [],
             attempt=assigned.attempt,
+            model=self.spec.model,
         )
         spec = (
             CommandSpec.from_config(command=self.spec.command, commands=self.spec.commands)
@@ -286,8 +297,15 @@ class Worker(SessionsActor):
                 if code != 0:
                     break
         changed = await asyncio.to_thread(changed_files, workdir)
+        summary = await asyncio.to_thread(self._summarize, transcript, workdir)
+        usage = {
+            "input_tokens": summary.input_tokens,
+            "output_tokens": summary.output_tokens,
+            "cost_usd": summary.cost_usd,
+        }
         if code != 0:
-            last = _last_error_line(transcript)
+            # The agent's own last error (its parser's), else its last line of output.
+            last = summary.last_error or _last_error_line(transcript)
             reason = f"{shlex.join(argvs[-1][:3]) if argvs else 'agent'} exited with {code}"
             await self._fail(
                 assigned,
@@ -295,6 +313,7 @@ class Worker(SessionsActor):
                 f"{reason}: {last}" if last else reason,
                 exit_code=code,
                 files=changed,
+                usage=usage,
             )
             return
         outside, forbidden = check_changes(changed, objective.scope_touch, objective.scope_forbid)
@@ -318,6 +337,7 @@ class Worker(SessionsActor):
                 f"scope violated: changed {shown} outside its scope; not merged",
                 exit_code=code,
                 files=changed,
+                usage=usage,
             )
             return
         if changed:
@@ -337,10 +357,11 @@ class Worker(SessionsActor):
                 files_modified=changed,
                 exit_code=0,
                 duration_s=round(time.time() - started, 3),
+                **usage,  # type: ignore[arg-type]
             ),
             cause=assigned,
         )
-        await self._metrics(assigned.session_id, None)
+        await self._metrics(assigned.session_id, None, (objective.id, usage))
 
     async def _step(
         self,
@@ -419,14 +440,38 @@ class Worker(SessionsActor):
             os.killpg(pgid, signal.SIGKILL)
         await waiter
 
-    async def _metrics(self, session_id: str, pid: int | None) -> None:
+    def _summarize(self, transcript: Path, workdir: Path) -> TranscriptSummary:
+        """The transcript read through the adapter's parser (tokens, last error)."""
+        try:
+            return summarize(self.adapter.parser(str(workdir)), read_transcript(transcript))
+        except OSError:
+            return TranscriptSummary()
+
+    async def _metrics(
+        self, session_id: str, pid: int | None, reported: tuple[str, dict[str, Any]] | None = None
+    ) -> None:
+        """Emit ``worker_metrics``: the agent's process tree sample, counts, tokens, cost.
+
+        ``reported`` is (objective id, usage) of a result just emitted, which this
+        actor's state may not have folded yet.
+        """
         cpu, rss = await asyncio.to_thread(sample_tree, pid) if pid else (0.0, 0)
-        done = failed = 0
-        for view in self.state.views.values():
-            for o in view.objectives.values():
+        done = failed = tokens_in = tokens_out = 0
+        cost = 0.0
+        view = self.state.views.get(session_id)
+        for v in self.state.views.values():
+            for o in v.objectives.values():
                 if o.worker_id == self.worker_id:
                     done += o.status == "completed"
                     failed += o.failures
+                    if v is view:  # tokens and cost: this session's, as the reports show
+                        tokens_in += o.input_tokens
+                        tokens_out += o.output_tokens
+                        cost += o.cost_usd
+                        if reported and reported[0] == o.objective.id and not o.ended_at:
+                            tokens_in += reported[1]["input_tokens"]
+                            tokens_out += reported[1]["output_tokens"]
+                            cost += reported[1]["cost_usd"]
         await self.emit(
             WorkerMetrics(
                 session_id=session_id,
@@ -436,6 +481,9 @@ class Worker(SessionsActor):
                 uptime_seconds=round(time.time() - self.started_at, 3),
                 cpu_percent=cpu,
                 rss_bytes=rss,
+                input_tokens=tokens_in,
+                output_tokens=tokens_out,
+                cost_usd=round(cost, 6),
             )
         )
 

@@ -18,7 +18,7 @@ import os
 import shlex
 import subprocess
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import ClassVar, Protocol
 
@@ -47,6 +47,7 @@ class AgentTask(msgspec.Struct, frozen=True, kw_only=True):
     contracts: list[Contract] = []  # The plan's contracts (those of this objective are used).
     coordination_points: list[str] = []  # Paths several objectives depend on.
     attempt: int = 1  # 1-based attempt number of this objective.
+    model: str = ""  # Model the agent should use (the team file's ``model``); "" = its default.
 
 
 class Activity(msgspec.Struct, frozen=True, kw_only=True):
@@ -78,6 +79,58 @@ class LineParser(Protocol):
         ...
 
 
+class TranscriptSummary(msgspec.Struct, kw_only=True):
+    """What a whole transcript says, read through an adapter's parser (:func:`summarize`)."""
+
+    lines: int = 0  # Lines read.
+    activities: dict[str, int] = {}  # Activity type -> count.
+    input_tokens: int = 0  # Sum of the usage activities' input tokens.
+    output_tokens: int = 0  # Sum of the usage activities' output tokens.
+    cost_usd: float = 0.0  # Sum of the usage activities' cost, US dollars.
+    last_error: str = ""  # Description of the last error activity, "" if none.
+
+
+def summarize(parser: LineParser, lines: Iterable[str]) -> TranscriptSummary:
+    """Feed ``lines`` (without newlines) to ``parser``; return the totals.
+
+    Usage activities carry increments (each adapter's contract), so their sums are the
+    run's token counts and cost.
+    """
+    out = TranscriptSummary()
+    counts: dict[str, int] = {}
+    n = 0
+
+    def take(activities: list[Activity]) -> None:
+        for a in activities:
+            counts[a.activity_type] = counts.get(a.activity_type, 0) + 1
+            if a.activity_type == "usage":
+                out.input_tokens += a.input_tokens
+                out.output_tokens += a.output_tokens
+                out.cost_usd += a.cost_usd
+            elif a.activity_type == "error":
+                out.last_error = a.description
+
+    for line in lines:
+        n += 1
+        take(parser.feed(line))
+    take(parser.finish())
+    out.lines = n
+    out.activities = counts
+    out.cost_usd = round(out.cost_usd, 6)
+    return out
+
+
+def read_transcript(path: str | Path) -> Iterator[str]:
+    """Yield the lines of a transcript file without their newlines (bad UTF-8 replaced).
+
+    Raises:
+        OSError: the file cannot be read.
+    """
+    with open(path, "rb") as f:
+        for raw in f:
+            yield raw.rstrip(b"\r\n").decode("utf-8", "replace")
+
+
 class Adapter(ABC):
     """An agent CLI: how to run it for a task, and how to read what it prints."""
 
@@ -96,8 +149,48 @@ class Adapter(ABC):
         """
 
     @abstractmethod
-    def parser(self) -> LineParser:
-        """Return a new parser for one transcript."""
+    def parser(self, workdir: str | None = None) -> LineParser:
+        """Return a new parser for one transcript.
+
+        Args:
+            workdir: the objective's worktree; a parser makes absolute paths under it
+                relative to it (None: paths are kept as the agent printed them).
+        """
+
+
+class CliAdapter(Adapter):
+    """An agent with its own CLI (codex, claude, ...): one run of :attr:`program` per task.
+
+    Without a configured command the adapter builds the argv itself (:meth:`argv`); a
+    worker's configured command (a :class:`CommandSpec`, e.g. to pass extra flags or a
+    different executable) replaces it, and the adapter's parser still reads the output.
+    """
+
+    program: ClassVar[str]  # Executable looked up on PATH, e.g. "codex".
+    package: ClassVar[str] = ""  # Where it comes from, e.g. "npm @openai/codex".
+
+    def commands(self, task: AgentTask, spec: CommandSpec | None) -> list[list[str]]:
+        """Return ``[argv(task)]``, or the expanded ``spec`` when the worker has one.
+
+        Raises:
+            ScopeError: a scope pattern is invalid (``{scope}`` in a spec, or an adapter
+                that names the scope's files).
+        """
+        if spec is not None:
+            return spec.argvs(task)
+        return [self.argv(task)]
+
+    @abstractmethod
+    def argv(self, task: AgentTask) -> list[str]:
+        """Return the argv that runs the agent non-interactively on ``task``.
+
+        It runs in ``task.workdir``, prints the agent's machine-readable stream on
+        stdout and is given :func:`render_prompt` as its prompt.
+        """
+
+    def version_argv(self) -> list[str]:
+        """Return the argv that prints the CLI's version (``ap agents``)."""
+        return [self.program, "--version"]
 
 
 def clip(text: str) -> str:

@@ -78,7 +78,7 @@ class CommandAdapter(Adapter):
             )
         return spec.argvs(task)
 
-    def parser(self) -> CommandLineParser:
+    def parser(self, workdir: str | None = None) -> CommandLineParser:
         return CommandLineParser()
 
 

@@ -146,6 +146,7 @@ def test_the_seeds_display_name_is_dropped_rather_than_rejected(tmp_path: Path) 
     assert msgspec.to_builtins(team.workers[0]) == {
         "id": "w",
         "agent": "command",
+        "model": "",
         "capabilities": [],
         "command": "true",
         "commands": [],
