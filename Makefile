@@ -21,8 +21,9 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# The agent CLIs of `make agents` are found on PATH (ap agents; the default team).
 up: $(STAMP)
-	$(AP) up --detach $(if $(CONFIG),--config $(CONFIG)) $(if $(TEAM),--team $(TEAM))
+	PATH="$(CURDIR)/$(AGENTS_DIR)/node_modules/.bin:$$PATH" $(AP) up --detach $(if $(CONFIG),--config $(CONFIG)) $(if $(TEAM),--team $(TEAM))
 
 down: $(STAMP)
 	$(AP) down
@@ -40,8 +41,25 @@ $(CHROMIUM):
 
 browser: $(CHROMIUM)
 
-test: $(STAMP) $(CHROMIUM)
-	AP_CHROMIUM=$(CHROMIUM) $(PY) -m pytest -q
+# The real coding-agent CLIs (codex, claude, gemini) the agent tests run, pinned in
+# agents/package-lock.json and installed into $(AGENTS_DIR)/node_modules/.bin/ whenever the
+# pins change. Install scripts are skipped (node-pty would compile from source) except
+# Claude Code's, which puts its native binary in place of a stub.
+AGENTS_DIR ?= .agents
+AGENTS_STAMP := $(AGENTS_DIR)/.installed-stamp
+.PHONY: agents
+$(AGENTS_STAMP): agents/package.json agents/package-lock.json
+	@command -v npm >/dev/null || { echo "make agents needs Node.js >= 20 with npm"; exit 1; }
+	@mkdir -p $(AGENTS_DIR)
+	cp agents/package.json agents/package-lock.json $(AGENTS_DIR)/
+	npm ci --prefix $(AGENTS_DIR) --no-audit --no-fund --ignore-scripts --loglevel=error
+	cd $(AGENTS_DIR)/node_modules/@anthropic-ai/claude-code && node install.cjs
+	@touch $(AGENTS_STAMP)
+
+agents: $(AGENTS_STAMP)
+
+test: $(STAMP) $(CHROMIUM) $(AGENTS_STAMP)
+	AP_CHROMIUM=$(CHROMIUM) AP_REQUIRE_AGENTS=1 $(PY) -m pytest -q
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check ap_actors tests scripts
@@ -60,4 +78,4 @@ demo: $(STAMP)
 	$(PY) scripts/demo.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache $(AGENTS_DIR)

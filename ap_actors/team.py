@@ -152,8 +152,21 @@ TEAM_FILE = "team.json"  # in the state dir: the team of the running mesh
 
 
 def resolve_team(path: str | Path | None) -> Team:
-    """Return the team of a team file, or an empty team (no workers) for None."""
-    return load_team(path) if path else Team()
+    """Return the team of a team file, or for None the default team (:func:`default_team`)."""
+    return load_team(path) if path else default_team()
+
+
+def default_team(path: str | None = None) -> Team:
+    """Return one worker per agent CLI found on ``path`` (default ``$PATH``).
+
+    Worker ids are the agent names (``codex``, ``claude``, ...), with no capabilities and
+    the CLI's default model. No CLI found: an empty team (the mesh runs, and ``ap
+    submit`` says it has no workers).
+    """
+    from ap_actors.agents import installed_agents
+
+    found = [a for a in installed_agents(path=path) if a.path is not None]
+    return Team(workers=[WorkerSpec(id=a.agent, agent=a.agent) for a in found])
 
 
 def team_actors(team: Team) -> dict[str, ActorConfig]:

@@ -43,6 +43,7 @@ from benchmarks.latency import bench_latency
 from benchmarks.line_to_browser import bench_line_to_browser
 from benchmarks.machine import machine_info
 from benchmarks.memory import bench_memory
+from benchmarks.parsing import bench_parsing
 from benchmarks.replay import bench_replay
 from benchmarks.ws_fanout import bench_ws_fanout
 
@@ -55,6 +56,7 @@ BENCHES: list[tuple[str, Bench]] = [
     ("emit -> subscriber latency", bench_latency),
     ("log replay", bench_replay),
     ("idle memory", bench_memory),
+    ("agent stream parsing", bench_parsing),
     ("dashboard: agent line -> browser", bench_line_to_browser),
     ("dashboard: websocket clients at 1,000 events/s", bench_ws_fanout),
 ]

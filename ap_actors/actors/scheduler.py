@@ -309,8 +309,14 @@ class Scheduler(Actor[SchedulerState]):
         view.waves[number].status = "merged"
 
     async def _assign(self, view: SessionView, objectives: list[ObjectiveView]) -> None:
+        """Assign the wave's objectives that need a run; fail the session when one of
+        them has failed for good, once the others still running have ended (a failure
+        fails only its objective: its siblings finish and their results are kept in the
+        log; nothing new starts and the wave is not merged)."""
+        dead = False
         for o in objectives:
             if o.status in ("assigned", "running") and o.worker_id in self.state.dead_workers:
+                dead = True
                 await self._emit(
                     view,
                     f"dead:{o.objective.id}:{o.attempt}",
@@ -320,22 +326,29 @@ class Scheduler(Actor[SchedulerState]):
                         reason=f"worker {o.worker_id} stopped for good (the supervisor gave up)",
                     ),
                 )
-                continue
-            if o.status in ("assigned", "running", "completed"):
-                continue
-            if o.status == "failed" and o.failures >= self.team.max_attempts:
+        if dead:
+            return  # folded next: the failure then counts below
+        lost = [
+            o for o in objectives if o.status == "failed" and o.failures >= self.team.max_attempts
+        ]
+        if lost:
+            if not any(o.status in ("assigned", "running") for o in objectives):
                 await self._emit(
                     view,
                     "end",
                     SessionFailed(
-                        reason=(
+                        reason="; ".join(
                             f"objective {o.objective.id} failed after {o.failures}"
                             f" attempt(s): {o.reason or 'no reason given'}"
+                            for o in lost
                         ),
                         branch=view.branch,
                     ),
                 )
-                return
+            return
+        for o in objectives:
+            if o.status in ("assigned", "running", "completed"):
+                continue
             attempt = o.attempt + 1
             key = (view.session_id, o.objective.id, attempt)
             if key in self._pending:

@@ -2,7 +2,8 @@
 
 Mesh commands (:mod:`ap_actors.cli.mesh`): ``up``, ``down``, ``status``, ``tail``,
 ``emit``. Session commands (:mod:`ap_actors.cli.sessions`): ``submit``, ``approve``,
-``reject``, ``cancel``, ``sessions``, ``show``, ``replay``, ``report``. Every command takes
+``reject``, ``cancel``, ``sessions``, ``show``, ``replay``, ``report``. Agent commands
+(:mod:`ap_actors.cli.agents`): ``parse``, ``agents``. Every command takes
 ``--state-dir`` (default ``$AP_STATE_DIR`` or ``.ap/``) and finds the mesh through
 ``<state dir>/mesh.json``. A user's mistake prints one line ``ap: <what is wrong and how
 to fix it>`` on stderr and exits with the code of `errors.py` (README, "Exit codes").
@@ -15,7 +16,7 @@ import sys
 from collections.abc import Sequence
 
 from ap_actors import __version__
-from ap_actors.cli import mesh, sessions
+from ap_actors.cli import agents, mesh, sessions
 from ap_actors.errors import EXIT_INTERNAL, EXIT_OK, ApError
 
 
@@ -32,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     mesh.add_commands(sub, common)
     sessions.add_commands(sub, common)
+    agents.add_commands(sub, common)
     return parser
 
 

@@ -151,10 +151,12 @@ def group_alive(pgid: int) -> bool:
 
 
 def team_toml(workers: list[dict[str, Any]], **settings: Any) -> str:
-    """A team.toml text from plain dicts (strings, lists and numbers only)."""
+    """A team.toml text from plain dicts (strings, lists, numbers and string dicts)."""
     import msgspec
 
     def value(v: Any) -> str:
+        if isinstance(v, dict):  # an inline table, keys quoted
+            return "{ " + ", ".join(f"{value(k)} = {value(x)}" for k, x in v.items()) + " }"
         return msgspec.json.encode(v).decode()
 
     lines = [f"{k} = {value(v)}" for k, v in settings.items()]

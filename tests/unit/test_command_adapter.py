@@ -88,7 +88,10 @@ def test_get_adapter_returns_the_command_adapter_by_name() -> None:
 def test_an_unknown_agent_name_is_an_agent_error_listing_the_known_ones() -> None:
     with pytest.raises(AgentError) as e:
         get_adapter("x")
-    assert str(e.value) == "unknown agent 'x'; known: command"
+    assert (
+        str(e.value)
+        == "unknown agent 'x'; known: aider, claude, codex, command, cursor, droid, gemini"
+    )
 
 
 def test_the_objective_command_replaces_the_worker_command() -> None:
