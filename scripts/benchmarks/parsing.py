@@ -15,6 +15,7 @@ seeds' parser does; they claim 10,000 lines/s). Droid has no real recording, so 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Callable
@@ -72,10 +73,8 @@ def decode_rate(files: list[list[str]], rounds: int, decode: Callable[[str], obj
             for lines in files:
                 for line in lines:
                     if line[:1] == "{":
-                        try:
+                        with contextlib.suppress(ValueError):
                             decode(line)
-                        except ValueError:
-                            pass
                 n += len(lines)
         return n
 
