@@ -60,8 +60,8 @@ from __future__ import annotations
 import os
 import re
 
-from ap_actors.agents.base import Activity, AgentTask, CliAdapter, clip, render_prompt, scope_paths
-from ap_actors.agents.command import path_in
+from ap_actors.agents.base import Activity, AgentTask, CliAdapter, render_prompt, scope_paths
+from ap_actors.agents.command import BRACKETED, TRACEBACK_HEAD, path_in
 from ap_actors.agents.streams import JsonStreamParser
 
 _SIZE = r"\d+(?:\.\d+)?[kKmM]?"
@@ -77,8 +77,6 @@ _HEAD = re.compile(r"<{5,9} (?:SEARCH>?|ORIGINAL)\s*$")
 _DIVIDER = re.compile(r"={5,9}\s*$")
 _UPDATED = re.compile(r">{5,9} (?:REPLACE|UPDATED)\s*$")
 _PATCH_FILE = re.compile(r"\*\*\* (?:Update|Add|Delete) File:\s*(?P<path>.+?)\s*$")
-_WORKER = re.compile(r"\[\d[^\]]*\]\s+[A-Za-z_]+:")
-_TRACEBACK = "Traceback (most recent call last):"
 _THINKING, _ANSWER = "► **THINKING**", "► **ANSWER**"
 _SHELL_LANGS = frozenset(
     {"bash", "sh", "shell", "zsh", "fish", "console", "cmd", "bat", "powershell", "ps1"}
@@ -195,14 +193,16 @@ class AiderParser(JsonStreamParser):
 
     def feed(self, line: str) -> list[Activity]:
         if self._traceback:
-            self._traceback = not line.strip() or line[:1].isspace() or line.startswith(_TRACEBACK)
-            return self._plain(line)
+            self._traceback = (
+                not line.strip() or line[:1].isspace() or line.startswith(TRACEBACK_HEAD)
+            )
+            return self.text(line)
         inside = self._fence is not None or self._block is not None
-        if _WORKER.match(line) or (not inside and line.startswith(_TRACEBACK)):
-            self._traceback = line.startswith(_TRACEBACK)
+        if BRACKETED.match(line) or (not inside and line.startswith(TRACEBACK_HEAD)):
+            self._traceback = line.startswith(TRACEBACK_HEAD)
             out = self._close() + self._flush()
-            return out + self._plain(line)
-        return self._dispatch(self._line, line, lines=1)
+            return out + self.text(line)
+        return self.dispatch(self._line, line)
 
     def end(self) -> list[Activity]:
         return self._close() + self._flush()
@@ -252,7 +252,11 @@ class AiderParser(JsonStreamParser):
     def _notice(self, body: str, notice: bool) -> list[Activity]:
         """A line outside blocks: one of aider's notices, or a line of the reply."""
         if m := _TOKENS.match(body):
-            return [*self._flush(), self._usage(body, m)]
+            cost = float(m["cost"]) if m["cost"] else 0.0
+            return [
+                *self._flush(),
+                self.usage(body, _count(m["sent"]), _count(m["received"]), cost),
+            ]
         if m := _APPLIED.match(body):
             return [
                 *self._flush(),
@@ -418,15 +422,6 @@ class AiderParser(JsonStreamParser):
         subject = [s.strip() for s in run[start:]]
         del run[start:]
         return subject
-
-    def _usage(self, body: str, m: re.Match[str]) -> Activity:
-        return Activity(
-            activity_type="usage",
-            description=clip(body),
-            input_tokens=_count(m["sent"]),
-            output_tokens=_count(m["received"]),
-            cost_usd=float(m["cost"]) if m["cost"] else 0.0,
-        )
 
 
 def _count(size: str) -> int:

@@ -42,13 +42,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ap_actors.agents.base import (
-    MAX_DESCRIPTION,
-    Activity,
-    AgentTask,
-    CliAdapter,
-    render_prompt,
-)
+from ap_actors.agents.base import Activity, AgentTask, CliAdapter, render_prompt
 from ap_actors.agents.streams import JsonStreamParser, as_cost, as_int, one_line
 
 _EXIT_CODE = re.compile(r"\s*Exit code (-?\d+)")
@@ -130,7 +124,7 @@ class ClaudeStreamParser(JsonStreamParser):
         self._unreported = (0, 0)
         if inp == out == 0:
             return []
-        return [_usage(f"no result: messages used {inp} input, {out} output tokens", inp, out)]
+        return [self.usage(f"no result: messages used {inp} input, {out} output tokens", inp, out)]
 
     def event(self, obj: dict[str, Any]) -> list[Activity]:
         kind = obj.get("type")
@@ -173,10 +167,10 @@ class ClaudeStreamParser(JsonStreamParser):
                     if text := block.get("text"):
                         if failed:
                             self._error = text
-                        out.append(self.activity("error" if failed else "message", _head(text)))
+                        out.append(self.activity("error" if failed else "message", text))
                 case "thinking":
                     if text := block.get("thinking"):
-                        out.append(self.activity("reasoning", _head(text)))
+                        out.append(self.activity("reasoning", text))
                 case "tool_use" | "server_tool_use" | "mcp_tool_use":
                     out.append(self._tool_use(block))
                 case "redacted_thinking" | "web_search_tool_result" | "web_fetch_tool_result":
@@ -189,7 +183,7 @@ class ClaudeStreamParser(JsonStreamParser):
                 self._unreported = (self._unreported[0] + usage[0], self._unreported[1] + usage[1])
             elif usage != (0, 0):  # a session log: no result will come
                 inp, outp = usage
-                out.append(_usage(f"message: {inp} input, {outp} output tokens", inp, outp))
+                out.append(self.usage(f"message: {inp} input, {outp} output tokens", inp, outp))
         return out or self.quiet("assistant")
 
     def _tool_use(self, block: dict[str, Any]) -> Activity:
@@ -215,8 +209,8 @@ class ClaudeStreamParser(JsonStreamParser):
             case _ if path is not None:
                 text = f"{name} {self.path(path)}"
             case _:
-                text = f"{name} {_head(one_line(raw))}" if args else name
-        return self.activity("tool_use", _head(text), tool_name=name, file_path=path)
+                text = f"{name} {one_line(raw)}" if args else name
+        return self.activity("tool_use", text, tool_name=name, file_path=path)
 
     def _message_usage(self, message: dict[str, Any]) -> tuple[int, int] | None:
         """The tokens of an API message not counted yet (None: it reports no usage)."""
@@ -256,7 +250,7 @@ class ClaudeStreamParser(JsonStreamParser):
         failed = block.get("is_error") is True
         info = details if isinstance(details, dict) else {}
         if name == "Bash":
-            command = one_line(_head(args.get("command"))) or "Bash"
+            command = one_line(args.get("command")) or "Bash"
             if info.get("interrupted") is True:
                 return [self.activity("error", f"interrupted: {command}", tool_name=name)]
             if not failed:
@@ -264,16 +258,14 @@ class ClaudeStreamParser(JsonStreamParser):
             text = _text(block.get("content"))
             m = _EXIT_CODE.match(text)
             code = int(m[1]) if m else None
-            return [
-                self.activity("error", f"{command}: {_head(text)}", tool_name=name, exit_code=code)
-            ]
+            return [self.activity("error", f"{command}: {text}", tool_name=name, exit_code=code)]
         path = _tool_path(name, args)
         if failed:
             text = _text(block.get("content"))
             return [
                 self.activity(
                     "error",
-                    f"{name or 'tool'}: {_head(text)}",
+                    f"{name or 'tool'}: {text}",
                     tool_name=name or None,
                     file_path=path,
                 )
@@ -306,11 +298,11 @@ class ClaudeStreamParser(JsonStreamParser):
                 subtype = "error"
             if not reason or reason != self._error:  # else the assistant message said it
                 activities.append(
-                    self.activity("error", f"{subtype}: {_head(reason)}" if reason else subtype)
+                    self.activity("error", f"{subtype}: {reason}" if reason else subtype)
                 )
         self._error = ""
         summary = f"{subtype}: {turns} turns, {inp} input, {out} output tokens, ${cost:.6f}"
-        activities.append(_usage(summary, inp, out, cost))
+        activities.append(self.usage(summary, inp, out, cost))
         return activities
 
     def _cost_increment(self, obj: dict[str, Any]) -> float:
@@ -396,20 +388,3 @@ def _text(content: object) -> str:
             b["text"] for b in content if isinstance(b, dict) and isinstance(b.get("text"), str)
         )
     return ""
-
-
-def _usage(description: str, input_tokens: int, output_tokens: int, cost: float = 0.0) -> Activity:
-    return Activity(
-        activity_type="usage",
-        description=description,
-        input_tokens=input_tokens,
-        output_tokens=output_tokens,
-        cost_usd=cost,
-    )
-
-
-def _head(text: object) -> object:
-    """Cut long text before it is made one line (descriptions are clipped anyway)."""
-    if isinstance(text, str) and len(text) > MAX_DESCRIPTION:
-        return text[:MAX_DESCRIPTION] + " …"
-    return text

@@ -54,14 +54,7 @@ from typing import Any
 
 import msgspec
 
-from ap_actors.agents.base import (
-    MAX_DESCRIPTION,
-    Activity,
-    AgentTask,
-    CliAdapter,
-    clip,
-    render_prompt,
-)
+from ap_actors.agents.base import Activity, AgentTask, CliAdapter, clip, render_prompt
 from ap_actors.agents.streams import JsonStreamParser, as_int, one_line
 from ap_actors.events import ActivityType
 
@@ -80,7 +73,6 @@ _TUI_TARGET = re.compile(r"(?:[\w-]+(?:\{[^}]*\})?(?::[\w-]+(?:\{[^}]*\})?)*: )?
 _EXIT_JSON = re.compile(r"\s*(-?\d+)")
 _EXIT_TEXT = re.compile(r"(?:Exit code:?|Process exited with code) (-?\d+)")
 _PATCH_FILE = re.compile(r"^\*\*\* (Update|Add|Delete) File: (.+)$|^\*\*\* Move to: (.+)$", re.M)
-_HEAD = MAX_DESCRIPTION  # characters of a long text kept before it is made one line
 _RECORD_LINES_KEPT = 64  # continuation lines kept per TUI record, besides patch headers
 
 # Protocol events (legacy ``msg`` and rollout ``event_msg``) with nothing to show, and
@@ -175,20 +167,20 @@ class CodexStreamParser(JsonStreamParser):
     # --- lines ------------------------------------------------------------------------
 
     def feed(self, line: str) -> list[Activity]:
-        if line[:1] == "{" or self._doc is not None:  # JSON: the base reads it
-            if self._record is not None:
-                return self._flush() + super().feed(line)
+        record = self._record
+        if line[:1] == "{":  # JSON: the base reads it (it ends a TUI record)
+            return super().feed(line) if record is None else self._flush() + super().feed(line)
+        if record is None and self.gathering:  # a document's line (no record is open then)
             return super().feed(line)
         text = _ANSI.sub("", line) if "\x1b" in line else line
         if text[:1].isdigit() and (m := _TUI_RECORD.match(text)):
             out = self._flush()
             self._record = _Record(m["level"], m["message"])
             return out
-        if self._record is None:
+        if record is None:
             return super().feed(text)
         if text[:1] == "[" and text[1:2].isdigit():  # the worker's own line ends a record
             return self._flush() + super().feed(text)
-        record = self._record
         record.lines += 1
         if text[:4] == "*** ":
             record.heads.append(text)
@@ -272,9 +264,9 @@ class CodexStreamParser(JsonStreamParser):
         """The activities of an item as it stands (``item.completed``: with its result)."""
         match item_type:
             case "agent_message" | "assistant_message":
-                return [self.activity("message", _head(item.get("text")))]
+                return [self.activity("message", item.get("text"))]
             case "reasoning":
-                return [self.activity("reasoning", _head(item.get("text")))]
+                return [self.activity("reasoning", item.get("text"))]
             case "command_execution":
                 command = shell_command(item.get("command"))
                 if item.get("status") == "declined":
@@ -293,9 +285,7 @@ class CodexStreamParser(JsonStreamParser):
                     message = error.get("message") if isinstance(error, dict) else error
                     return [self.activity("error", f"{tool}: {message}", tool_name=tool)]
                 args = item.get("arguments")
-                return [
-                    self.activity("tool_use", f"{tool} {_head(one_line(args))}", tool_name=tool)
-                ]
+                return [self.activity("tool_use", f"{tool} {one_line(args)}", tool_name=tool)]
             case "web_search":
                 action = item.get("action")
                 query = item.get("query") or (
@@ -338,7 +328,7 @@ class CodexStreamParser(JsonStreamParser):
         total = _tokens(usage)
         previous, self._turn_total = self._turn_total, total
         inp, out = _increment(total, previous, total)
-        return _usage(f"turn completed: {inp} input, {out} output tokens", inp, out)
+        return self.usage(f"turn completed: {inp} input, {out} output tokens", inp, out)
 
     # --- protocol events (legacy ``msg``, rollout ``event_msg``) ----------------------
 
@@ -356,9 +346,9 @@ class CodexStreamParser(JsonStreamParser):
         kind = msg.get("type")
         match kind:
             case "agent_message":
-                return [self.activity("message", _head(msg.get("message")))]
+                return [self.activity("message", msg.get("message"))]
             case "agent_reasoning" | "agent_reasoning_raw_content":
-                return [self.activity("reasoning", _head(msg.get("text")))]
+                return [self.activity("reasoning", msg.get("text"))]
             case "token_count":
                 return self._token_count(msg)
             case "exec_command_begin":
@@ -405,7 +395,7 @@ class CodexStreamParser(JsonStreamParser):
             inp, out = last or _tokens(info)
         if inp == out == 0:
             return self.quiet("token_count")  # repeated report: nothing new
-        return [_usage(f"tokens: {inp} input, {out} output", inp, out)]
+        return [self.usage(f"tokens: {inp} input, {out} output", inp, out)]
 
     def _patch_changes(self, changes: object) -> list[Activity]:
         out = []
@@ -420,9 +410,7 @@ class CodexStreamParser(JsonStreamParser):
     def _mcp(self, invocation: object) -> Activity:
         inv = invocation if isinstance(invocation, dict) else {}
         tool = f"mcp__{inv.get('server')}__{inv.get('tool')}"
-        return self.activity(
-            "tool_use", f"{tool} {_head(one_line(inv.get('arguments')))}", tool_name=tool
-        )
+        return self.activity("tool_use", f"{tool} {one_line(inv.get('arguments'))}", tool_name=tool)
 
     # --- held calls -------------------------------------------------------------------
 
@@ -526,12 +514,12 @@ class CodexStreamParser(JsonStreamParser):
                 return self._patch(patch_files(text if isinstance(text, str) else ""), requested)
             if shell and command is not None:
                 run: ActivityType = "tool_use" if requested else "command"
-                return [self.activity(run, _head(shell_command(command)), tool_name=name)]
+                return [self.activity(run, shell_command(command), tool_name=name)]
             if name == "update_plan":
                 return [self.activity("tool_use", _plan(args), tool_name=name)]
         elif isinstance(args, str) and name == "apply_patch":
             return self._patch(patch_files(args), requested)
-        return [self.activity("tool_use", f"{name} {_head(one_line(args))}", tool_name=name)]
+        return [self.activity("tool_use", f"{name} {one_line(args)}", tool_name=name)]
 
     def _patch(self, files: list[tuple[str, str]], requested: bool) -> list[Activity]:
         """One activity per file of a patch (see :meth:`_tool`)."""
@@ -549,14 +537,15 @@ class CodexStreamParser(JsonStreamParser):
             return []
         out = self._tui(record)
         if out:
-            self.accounting["activity"] += record.lines
+            self.account("activity", record.lines)
         else:
-            self.accounting["quiet"] += record.lines
-            self.quiet_types[f"tui.{record.level}"] += 1
+            self.account("quiet", record.lines, f"tui.{record.level}")
         return out
 
     def _tui(self, record: _Record) -> list[Activity]:
         message = record.message
+        if record.level != "ERROR" and "ToolCall: " not in message:  # nothing to show
+            return []
         if "::" in message and (m := _TUI_TARGET.match(message)):
             message = message[m.end() :]
         if message.startswith("ToolCall: "):
@@ -573,7 +562,7 @@ class CodexStreamParser(JsonStreamParser):
                     decoded = args
             return self._tool(name, decoded, requested=True)
         if record.level == "ERROR":
-            return [self.activity("error", _head(" ".join([message, *record.extra])))]
+            return [self.activity("error", " ".join([message, *record.extra]))]
         return []
 
 
@@ -712,19 +701,3 @@ def _increment(
     if total[0] < previous[0] or total[1] < previous[1]:
         return fresh
     return total[0] - previous[0], total[1] - previous[1]
-
-
-def _usage(description: str, input_tokens: int, output_tokens: int) -> Activity:
-    return Activity(
-        activity_type="usage",
-        description=description,
-        input_tokens=input_tokens,
-        output_tokens=output_tokens,
-    )
-
-
-def _head(text: object) -> object:
-    """Cut long text before it is made one line (descriptions are clipped anyway)."""
-    if isinstance(text, str) and len(text) > _HEAD:
-        return text[:_HEAD] + " …"
-    return text

@@ -121,7 +121,8 @@ def _shell_quote(arg: str) -> str:
 
 # --- the parser ---------------------------------------------------------------------
 
-_BRACKETED = re.compile(r"\[(?P<ts>\d[^\]]*)\]\s+(?P<kind>[A-Za-z_]+):\s*(?P<rest>.*)")
+BRACKETED = re.compile(r"\[(?P<ts>\d[^\]]*)\]\s+(?P<kind>[A-Za-z_]+):\s*(?P<rest>.*)")
+"""A bracketed line, ``[<ts>] KIND: text``: the worker's own and seed 001's activity log."""
 _KINDS: dict[str, ActivityType] = {
     "TOOL": "tool_use",
     "ERROR": "error",
@@ -140,7 +141,8 @@ _TOOL = re.compile(r"(?P<tool>\S+)(?:\s+-\s+(?P<desc>.*))?")
 _EXIT = re.compile(r"(?P<code>[+-]?\d+)\b")
 _USAGE_FIELD = re.compile(r"\b(input_tokens|output_tokens|cost_usd)=(\S+)")
 
-_TB_HEAD = "Traceback (most recent call last):"
+TRACEBACK_HEAD = "Traceback (most recent call last):"
+"""The first line of a Python traceback."""
 _TB_FILE = re.compile(r'\s+File "(?P<path>[^"]+)", line \d+')
 
 _PYTEST_RULE = re.compile(r"(?P<bar>[=_-])(?P=bar){2,} (?P<title>.+?) (?P=bar){3,}")
@@ -196,7 +198,7 @@ class _Traceback:
 
     def __init__(self) -> None:
         self.path: str | None = None
-        self.last = _TB_HEAD
+        self.last = TRACEBACK_HEAD
 
     def activity(self, final: str | None = None) -> Activity:
         return Activity(
@@ -228,7 +230,7 @@ class CommandLineParser:
         if self._traceback is not None:
             if not line.strip():
                 return out
-            if line.startswith(_TB_HEAD):  # a new traceback before the end of this one
+            if line.startswith(TRACEBACK_HEAD):  # a new traceback before the end of this one
                 out.append(self._traceback.activity())
                 self._traceback = _Traceback()
                 return out
@@ -272,10 +274,10 @@ class CommandLineParser:
         text = line.strip()
         if not text:
             return []
-        if line.startswith(_TB_HEAD):
+        if line.startswith(TRACEBACK_HEAD):
             self._traceback = _Traceback()
             return []
-        if m := _BRACKETED.fullmatch(text):
+        if m := BRACKETED.fullmatch(text):
             return [_bracketed(m["kind"].upper(), m["rest"].strip())]
         if _DIAG_HEAD.match(line):
             self._held = line

@@ -39,7 +39,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ap_actors.agents.base import Activity, AgentTask, CliAdapter, clip, render_prompt
+from ap_actors.agents.base import Activity, AgentTask, CliAdapter, render_prompt
 from ap_actors.agents.streams import JsonStreamParser, as_cost, as_int, one_line
 
 _EDIT_TOOLS = frozenset({"edit", "write", "delete"})
@@ -183,14 +183,11 @@ class CursorParser(JsonStreamParser):
             total_out = as_int(usage.get("output_tokens")) + as_int(usage.get("outputTokens"))
             cost = as_cost(obj.get("total_cost_usd")) or as_cost(usage.get("cost_usd"))
             out.append(
-                Activity(
-                    activity_type="usage",
-                    description=clip(
-                        f"{total_in + total_out} tokens ({total_in} input, {total_out} output)"
-                    ),
-                    input_tokens=total_in,
-                    output_tokens=total_out,
-                    cost_usd=cost,
+                self.usage(
+                    f"{total_in + total_out} tokens ({total_in} input, {total_out} output)",
+                    total_in,
+                    total_out,
+                    cost,
                 )
             )
         if not out:

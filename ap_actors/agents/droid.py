@@ -39,7 +39,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ap_actors.agents.base import Activity, AgentTask, CliAdapter, clip, render_prompt
+from ap_actors.agents.base import Activity, AgentTask, CliAdapter, render_prompt
 from ap_actors.agents.streams import JsonStreamParser, as_cost, as_int, one_line
 from ap_actors.events import ActivityType
 
@@ -184,15 +184,12 @@ class DroidParser(JsonStreamParser):
             cost = as_cost(obj.get("total_cost_usd")) or as_cost(usage.get("cost_usd"))
             turns = obj.get("numTurns")
             out.append(
-                Activity(
-                    activity_type="usage",
-                    description=clip(
-                        f"{total_in + total_out} tokens ({total_in} input, {total_out} output)"
-                        + (f", {turns} turns" if isinstance(turns, int) else "")
-                    ),
-                    input_tokens=total_in,
-                    output_tokens=total_out,
-                    cost_usd=cost,
+                self.usage(
+                    f"{total_in + total_out} tokens ({total_in} input, {total_out} output)"
+                    + (f", {turns} turns" if isinstance(turns, int) else ""),
+                    total_in,
+                    total_out,
+                    cost,
                 )
             )
         if not out:

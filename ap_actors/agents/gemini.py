@@ -49,7 +49,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ap_actors.agents.base import Activity, AgentTask, CliAdapter, clip, render_prompt
+from ap_actors.agents.base import Activity, AgentTask, CliAdapter, render_prompt
 from ap_actors.agents.streams import JsonStreamParser, as_int, one_line
 from ap_actors.events import ActivityType
 
@@ -180,7 +180,7 @@ class GeminiParser(JsonStreamParser):
             seen_in, seen_out = self._seen
             self._seen = (max(seen_in, total_in), max(seen_out, total_out))
             out.append(
-                _usage(
+                self.usage(
                     f"{total} tokens ({total_in} input, {total_out} output),"
                     f" {as_int(stats.get('tool_calls'))} tool calls,"
                     f" {as_int(stats.get('duration_ms')) / 1000:.1f} s",
@@ -207,7 +207,7 @@ class GeminiParser(JsonStreamParser):
             total_in = sum(as_int(t.get("prompt")) + as_int(t.get("tool")) for t in tokens)
             total_out = sum(as_int(t.get("candidates")) + as_int(t.get("thoughts")) for t in tokens)
             out.append(
-                _usage(
+                self.usage(
                     f"{total_in + total_out} tokens ({total_in} input, {total_out} output),"
                     f" models: {', '.join(models)}",
                     total_in,
@@ -266,7 +266,7 @@ class GeminiParser(JsonStreamParser):
             total_out = as_int(tokens.get("output")) + as_int(tokens.get("thoughts"))
             if total_in or total_out:
                 out.append(
-                    _usage(
+                    self.usage(
                         f"{total_in + total_out} tokens ({total_in} input, {total_out} output)",
                         total_in,
                         total_out,
@@ -304,15 +304,6 @@ class GeminiParser(JsonStreamParser):
             )
         kind: ActivityType = "file_change" if name in _EDIT_TOOLS else "tool_use"
         return self.activity(kind, what + suffix, tool_name=name, file_path=path)
-
-
-def _usage(description: str, input_tokens: int, output_tokens: int) -> Activity:
-    return Activity(
-        activity_type="usage",
-        description=clip(description),
-        input_tokens=input_tokens,
-        output_tokens=output_tokens,
-    )
 
 
 def _text(value: object) -> str:

@@ -30,12 +30,12 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Mapping
-from typing import Any, Literal, TypeAlias
+from collections.abc import Callable, Mapping
+from typing import Any, Literal, TypeAlias, TypeVar
 
 import msgspec
 
-from ap_actors.agents.base import Activity, clip
+from ap_actors.agents.base import MAX_DESCRIPTION, Activity, clip
 from ap_actors.agents.command import CommandLineParser
 from ap_actors.events import ActivityType
 
@@ -47,6 +47,8 @@ MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
 
 _decode = msgspec.json.Decoder().decode
 
+_T = TypeVar("_T")
+
 
 class JsonStreamParser:
     """A :class:`~ap_actors.agents.base.LineParser` for an agent's JSON stream.
@@ -57,7 +59,12 @@ class JsonStreamParser:
 
     Subclasses implement :meth:`event` and may override :meth:`document` and
     :meth:`end`. Inside them, :meth:`fold` and :meth:`quiet` say why a line gives no
-    activity, and :meth:`other` builds the activity of an unknown kind.
+    activity, :meth:`other` builds the activity of an unknown kind, and :meth:`activity`
+    and :meth:`usage` build the others. A subclass that overrides :meth:`feed` to read a
+    format of its own hands a line it does not read to the base (``super().feed``) or to
+    the text parser (:meth:`text`), reads one itself through :meth:`dispatch` (or counts
+    it with :meth:`account`) so that it is accounted for, and checks :attr:`gathering`
+    first: the lines of a multi-line document belong to the base.
     """
 
     def __init__(self, workdir: str | None = None) -> None:
@@ -83,18 +90,18 @@ class JsonStreamParser:
         if text[:1] == "{" and text[-1:] == "}":
             try:
                 obj = _decode(text)
-            except (msgspec.DecodeError, UnicodeDecodeError):
+            except (msgspec.DecodeError, UnicodeError):  # UnicodeError: a lone surrogate
                 obj = None
             if isinstance(obj, dict):
-                return self._dispatch(self.event, obj, lines=1)
-        return self._plain(line)
+                return self.dispatch(self.event, obj)
+        return self.text(line)
 
     def finish(self) -> list[Activity]:
         out: list[Activity] = []
         if self._doc is not None:  # an unfinished document: its lines are text after all
             lines, self._doc = self._doc, None
             for held in lines:
-                out += self._plain(held)
+                out += self.text(held)
         self._why = None
         end = self.end()
         out += end
@@ -102,6 +109,53 @@ class JsonStreamParser:
         return out
 
     # --- for subclasses ---------------------------------------------------------------
+
+    @property
+    def gathering(self) -> bool:
+        """Whether a multi-line JSON document is being gathered (its lines go to the base)."""
+        return self._doc is not None
+
+    def text(self, line: str) -> list[Activity]:
+        """Return the activities of a plain-text line, accounted for as ``text``.
+
+        The line goes to the ``command`` agent's parser, which may hold it back as part
+        of a block (a traceback) and give the block's activity with a later line.
+        """
+        self.accounting["text"] += 1
+        return self._text.feed(line)
+
+    def account(self, disposition: Disposition, lines: int = 1, kind: str = "") -> None:
+        """Count ``lines`` lines read outside :meth:`dispatch` as ``disposition``.
+
+        For a format whose unit spans lines and is read when it ends (a log record and
+        its continuation lines). ``kind``: the raw type of ``folded`` or ``quiet`` lines,
+        noted in :attr:`quiet_types` as :meth:`fold` and :meth:`quiet` do.
+        """
+        self.accounting[disposition] += lines
+        if kind:
+            self.quiet_types[kind] += 1
+
+    def dispatch(
+        self, handler: Callable[[_T], list[Activity]], arg: _T, *, lines: int = 1
+    ) -> list[Activity]:
+        """Return ``handler(arg)``, accounting for ``lines`` lines by what it said.
+
+        The disposition (:data:`Disposition`) is what the handler's last call of
+        :meth:`fold`, :meth:`quiet` or :meth:`other` said, except that it is
+        ``activity`` when the handler returned activities and that call was not
+        :meth:`other`, and ``unaccounted`` when it returned none without such a call.
+        The base reads each JSON line (:meth:`event`) and document this way. Not to be
+        called from inside a handler: one disposition is tracked at a time.
+        """
+        self._why = None
+        out = handler(arg)
+        why: Disposition | None = self._why
+        if out and why != "other":
+            why = "activity"
+        elif why is None:
+            why = "unaccounted"
+        self.accounting[why] += lines
+        return out
 
     def event(self, obj: dict[str, Any]) -> list[Activity]:
         """Return the activities of one decoded JSON object (one line).
@@ -189,17 +243,27 @@ class JsonStreamParser:
             else None,
         )
 
-    # --- internals --------------------------------------------------------------------
+    def usage(
+        self, description: str, input_tokens: int, output_tokens: int, cost_usd: float = 0.0
+    ) -> Activity:
+        """Build a ``usage`` activity: the tokens and cost (US dollars) of one report.
 
-    def _dispatch(self, handler: Any, obj: Any, *, lines: int) -> list[Activity]:
-        self._why = None
-        out: list[Activity] = handler(obj)
-        why: Disposition = self._why or ("activity" if out else "unaccounted")
-        if out and why != "other":
-            why = "activity"
-        self.accounting[why] += lines
-        self._why = None
-        return out
+        Each usage activity carries an increment, so that a transcript's sum is the
+        run's total (:func:`~ap_actors.agents.base.summarize`). ``description`` is the
+        parser's one-line summary of the report, clipped when it is longer than
+        :data:`~ap_actors.agents.base.MAX_DESCRIPTION`.
+        """
+        if len(description) > MAX_DESCRIPTION:
+            description = clip(description)
+        return Activity(
+            activity_type="usage",
+            description=description,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            cost_usd=cost_usd,
+        )
+
+    # --- internals --------------------------------------------------------------------
 
     def _feed_document(self, line: str) -> list[Activity]:
         assert self._doc is not None
@@ -212,25 +276,29 @@ class JsonStreamParser:
             lines, self._doc = self._doc, None  # too big: read as text
             out: list[Activity] = []
             for held in lines:
-                out += self._plain(held)
+                out += self.text(held)
             return out
         try:
             obj = _decode("\n".join(self._doc))
-        except (msgspec.DecodeError, UnicodeDecodeError):
+        except (msgspec.DecodeError, UnicodeError):  # UnicodeError: a lone surrogate
             return []  # a closing bracket of an inner block; keep gathering
         lines, self._doc = self._doc, None
-        return self._dispatch(self.document, obj, lines=len(lines))
-
-    def _plain(self, line: str) -> list[Activity]:
-        self.accounting["text"] += 1
-        return self._text.feed(line)
+        return self.dispatch(self.document, obj, lines=len(lines))
 
 
 def one_line(value: object) -> str:
-    """Return ``value`` as one line of text: whitespace runs become one space."""
+    """Return ``value`` as one line of text: whitespace runs become one space.
+
+    A value that is not a string is JSON-encoded first. Text longer than
+    :data:`~ap_actors.agents.base.MAX_DESCRIPTION` is cut to that length before it is
+    split, and ends `` …``: a description is clipped to that length anyway, and a huge
+    text then costs no more than a long one.
+    """
     if value is None:
         return ""
     text = value if isinstance(value, str) else msgspec.json.encode(value).decode()
+    if len(text) > MAX_DESCRIPTION:
+        text = text[:MAX_DESCRIPTION] + " …"
     return " ".join(text.split())
 
 

@@ -9,15 +9,23 @@ from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from ap_actors.agents.aider import AiderAdapter, AiderParser
-from ap_actors.agents.base import Activity, AgentTask, read_transcript, render_prompt, summarize
-from ap_actors.events import Objective
-from tests.support.agent_streams import AGENT_STREAMS
+from ap_actors.agents.base import Activity, read_transcript, render_prompt, summarize
+from tests.support.agent_streams import (
+    AGENT_STREAMS,
+    agent_task,
+    assert_accounted,
+    mixed_lines,
+    parse,
+    parse_file,
+    parse_recording,
+    recorded_lines,
+    recordings,
+)
 
 FIXTURES = AGENT_STREAMS / "aider"
-RECORDINGS = sorted(p for p in FIXTURES.glob("*") if p.is_file())
+RECORDINGS = recordings("aider")
 HISTORY_2025 = FIXTURES / "chat-history_v0.86.1_diff-edits-commits-cost.md"
 HISTORY_2023 = FIXTURES / "chat-history_2023-07_gpt-4-early-format.md"
 WORKDIR_2025 = "/Users/abdulalkawasmeh/metadata-aider"  # "Git repository created in ..."
@@ -25,9 +33,7 @@ FENCE = "`" * 3
 
 
 def _parse(lines: list[str], workdir: str | None = None) -> tuple[list[Activity], AiderParser]:
-    parser = AiderParser(workdir)
-    out = [a for line in lines for a in parser.feed(line)]
-    return out + parser.finish(), parser
+    return parse(AiderParser(workdir), lines)
 
 
 def _shape(a: Activity) -> tuple[str, str | None, str | None]:
@@ -43,15 +49,11 @@ def test_the_aider_command_sends_one_message_without_commits_and_names_the_scope
     for name in ["src/app.py", "src/util.py", "docs/guide.md", "README.md", "-odd.py"]:
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text("x\n")
-    task = AgentTask(
-        session_id="s-1",
-        objective=Objective(
-            id="obj-1",
-            title="Greet",
-            scope_touch=["src/app.py", "docs/", "missing.py", "*.md", "-odd.py"],
-        ),
-        workdir=str(tmp_path),
+    task = agent_task(
+        "Greet",
         model="gpt-4o",
+        workdir=str(tmp_path),
+        scope_touch=["src/app.py", "docs/", "missing.py", "*.md", "-odd.py"],
     )
     assert AiderAdapter().commands(task, None) == [
         [
@@ -83,10 +85,7 @@ def test_the_aider_recordings_are_there() -> None:
 
 @pytest.mark.parametrize("path", RECORDINGS, ids=lambda p: p.name)
 def test_every_line_of_every_aider_recording_is_accounted_for(path: Path) -> None:
-    lines = list(read_transcript(path))
-    activities, parser = _parse(lines)
-    assert parser.accounting["unaccounted"] == 0
-    assert sum(parser.accounting.values()) == len(lines)
+    activities, _ = parse_recording(AiderParser(), path)
     assert activities
 
 
@@ -94,7 +93,7 @@ def test_every_line_of_every_aider_recording_is_accounted_for(path: Path) -> Non
 
 
 def test_the_2025_history_gives_each_edit_block_applied_edit_commit_and_usage() -> None:
-    activities, _ = _parse(list(read_transcript(HISTORY_2025)), WORKDIR_2025)
+    activities, _ = parse_file(AiderParser(WORKDIR_2025), HISTORY_2025)
     assert Counter(a.activity_type for a in activities) == {
         "file_change": 42,  # 24 SEARCH/REPLACE blocks + 18 "Applied edit to"
         "message": 26,
@@ -141,12 +140,12 @@ def test_the_2025_history_token_and_cost_totals_are_the_sums_of_the_message_line
     assert summary.output_tokens == sum(received) == 4_303
     # message costs, not the running session totals ($0.01 at the end, rounded by aider)
     assert summary.cost_usd == pytest.approx(0.01346)
-    first = next(a for a in _parse(list(read_transcript(HISTORY_2025)))[0] if a.input_tokens)
+    first = next(a for a in parse_file(AiderParser(), HISTORY_2025)[0] if a.input_tokens)
     assert (first.input_tokens, first.output_tokens, first.cost_usd) == (2400, 104, 0.00042)
 
 
 def test_the_2023_history_gives_its_commits_and_notices_without_usage() -> None:
-    activities, parser = _parse(list(read_transcript(HISTORY_2023)))
+    activities, parser = parse_file(AiderParser(), HISTORY_2023)
     assert Counter(a.activity_type for a in activities) == {"message": 14, "command": 2}
     assert [a.description[:14] for a in activities if a.activity_type == "command"] == [
         "Commit 862549d",
@@ -390,18 +389,8 @@ def test_paths_under_the_worktree_become_relative_and_others_are_kept_as_printed
     assert [a.file_path for a in activities] == ["src/a.py", "../elsewhere/b.py"]
 
 
-_FIXTURE_LINES = [line for p in RECORDINGS for line in read_transcript(p)] + STDOUT
-
-
 @settings(max_examples=300)
-@given(
-    st.lists(
-        st.sampled_from(_FIXTURE_LINES)
-        | st.text(st.characters(exclude_characters="\n\r"), max_size=40),
-        max_size=60,
-    )
-)
+@given(mixed_lines(recorded_lines("aider") + STDOUT, max_size=60))
 def test_any_mix_of_lines_is_parsed_with_every_line_accounted_for(lines: list[str]) -> None:
     _, parser = _parse(lines)
-    assert parser.accounting["unaccounted"] == 0
-    assert sum(parser.accounting.values()) == len(lines)
+    assert_accounted(parser, lines)

@@ -19,14 +19,22 @@ from ap_actors.agents import get_adapter
 from ap_actors.agents.base import (
     MAX_DESCRIPTION,
     Activity,
-    AgentTask,
     read_transcript,
     render_prompt,
     summarize,
 )
 from ap_actors.agents.claude import ClaudeAdapter, ClaudeStreamParser, tokens
-from ap_actors.events import Objective
-from tests.support.agent_streams import AGENT_STREAMS, recordings
+from tests.support.agent_streams import (
+    AGENT_STREAMS,
+    agent_task,
+    assert_accounted,
+    json_values,
+    parse,
+    parse_file,
+    parse_recording,
+    recordings,
+    token_sums,
+)
 
 FIXTURES = AGENT_STREAMS / "claude"
 MESSAGES = FIXTURES / "stream-json_v2.1.3_ls-bash_messages"
@@ -37,15 +45,13 @@ SESSION = "s-1"
 def _parse(
     lines: list[str], workdir: str | None = WORKDIR
 ) -> tuple[list[Activity], ClaudeStreamParser]:
-    parser = ClaudeStreamParser(workdir)
-    out = [a for line in lines for a in parser.feed(line)]
-    return out + parser.finish(), parser
+    return parse(ClaudeStreamParser(workdir), lines)
 
 
 def _recording(
     name: str, workdir: str | None = WORKDIR
 ) -> tuple[list[Activity], ClaudeStreamParser]:
-    return _parse(list(read_transcript(FIXTURES / name)), workdir)
+    return parse_file(ClaudeStreamParser(workdir), FIXTURES / name)
 
 
 def _shape(a: Activity) -> tuple[str, str, str | None, str | None, int | None]:
@@ -53,9 +59,8 @@ def _shape(a: Activity) -> tuple[str, str, str | None, str | None, int | None]:
 
 
 def _usage(activities: list[Activity]) -> tuple[int, int, float]:
-    usage = [a for a in activities if a.activity_type == "usage"]
-    cost = round(sum(a.cost_usd for a in usage), 8)
-    return sum(a.input_tokens for a in usage), sum(a.output_tokens for a in usage), cost
+    cost = sum(a.cost_usd for a in activities if a.activity_type == "usage")
+    return (*token_sums(activities), round(cost, 8))
 
 
 def _assistant(*blocks: dict[str, Any], msg_id: str = "msg_1", **usage: int) -> str:
@@ -79,17 +84,8 @@ def _result(**fields: Any) -> str:
 # --- the adapter --------------------------------------------------------------------
 
 
-def _task(model: str = "") -> AgentTask:
-    return AgentTask(
-        session_id="s-1",
-        objective=Objective(id="obj-1", title="Write the README"),
-        workdir="/repo",
-        model=model,
-    )
-
-
 def test_the_claude_command_prints_stream_json_and_asks_no_permissions() -> None:
-    task = _task()
+    task = agent_task("Write the README")
     assert ClaudeAdapter().commands(task, None) == [
         [
             "claude",
@@ -109,7 +105,7 @@ def test_the_claude_command_prints_stream_json_and_asks_no_permissions() -> None
 
 
 def test_the_claude_command_names_the_model_last() -> None:
-    assert ClaudeAdapter().argv(_task(model="claude-sonnet-4-5"))[-2:] == [
+    assert ClaudeAdapter().argv(agent_task("Write the README", model="claude-sonnet-4-5"))[-2:] == [
         "--model",
         "claude-sonnet-4-5",
     ]
@@ -135,14 +131,8 @@ def test_the_claude_recordings_are_there() -> None:
 
 @pytest.mark.parametrize("path", recordings("claude"), ids=lambda p: p.name)
 def test_every_line_of_every_claude_recording_is_accounted_for(path: Path) -> None:
-    lines = list(read_transcript(path))
-    activities, parser = _parse(lines)
-    assert parser.accounting["unaccounted"] == 0
-    assert sum(parser.accounting.values()) == len(lines)
+    _, parser = parse_recording(ClaudeStreamParser(WORKDIR), path)
     assert parser.accounting["text"] == 0  # every format is recognised, none falls to text
-    for a in activities:
-        assert "\n" not in a.description
-        assert 0 < len(a.description) <= MAX_DESCRIPTION
 
 
 def test_stream_json_from_the_real_cli_gives_the_command_the_written_file_and_the_cost() -> None:
@@ -193,7 +183,7 @@ def test_the_pretty_printed_messages_of_one_run_read_in_order_give_the_whole_run
 
 
 def test_an_assistant_message_without_its_result_reports_its_usage_at_the_end() -> None:
-    activities, _ = _parse(list(read_transcript(MESSAGES / "assistant_message.json")))
+    activities, _ = parse_file(ClaudeStreamParser(WORKDIR), MESSAGES / "assistant_message.json")
     assert [_shape(a)[:3] for a in activities] == [
         ("tool_use", "ls -la", "Bash"),
         ("usage", "no result: messages used 20820 input, 4 output tokens", None),
@@ -565,24 +555,17 @@ def test_tokens_counts_the_cache_as_input() -> None:
 
 # --- properties ---------------------------------------------------------------------
 
-_json = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
-    lambda inner: (
-        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
-    ),
-    max_leaves=10,
-)
 _blocks = st.fixed_dictionaries(
     {"type": st.sampled_from(["text", "thinking", "tool_use", "tool_result", "image", "x"])},
     optional={
-        "text": _json,
-        "thinking": _json,
+        "text": json_values,
+        "thinking": json_values,
         "id": st.sampled_from(["t1", "t2"]),
         "tool_use_id": st.sampled_from(["t1", "t2"]),
         "name": st.sampled_from(["Bash", "Edit", "Read", "Grep", "TodoWrite", "mcp__a__b"]),
-        "input": _json,
-        "content": _json,
-        "is_error": _json,
+        "input": json_values,
+        "content": json_values,
+        "is_error": json_values,
     },
 )
 _events = st.fixed_dictionaries(
@@ -596,18 +579,18 @@ _events = st.fixed_dictionaries(
             {},
             optional={
                 "id": st.sampled_from(["m1", "m2"]),
-                "content": st.lists(_blocks, max_size=3) | _json,
-                "usage": _json,
+                "content": st.lists(_blocks, max_size=3) | json_values,
+                "usage": json_values,
             },
         ),
         "session_id": st.sampled_from(["s1", "s2"]),
         "subtype": st.sampled_from(
             ["init", "success", "error_during_execution", "compact_boundary", "q"]
         ),
-        "usage": _json,
-        "total_cost_usd": _json,
-        "tool_use_result": _json,
-        "is_error": _json,
+        "usage": json_values,
+        "total_cost_usd": json_values,
+        "tool_use_result": json_values,
+        "is_error": json_values,
     },
 )
 _lines = st.lists(
@@ -620,7 +603,6 @@ _lines = st.lists(
 @given(_lines)
 def test_any_lines_are_parsed_without_error_and_each_is_accounted_for(lines: list[str]) -> None:
     activities, parser = _parse(lines)
-    assert parser.accounting["unaccounted"] == 0
-    assert sum(parser.accounting.values()) == len(lines)
+    assert_accounted(parser, lines)
     assert all(len(a.description) <= MAX_DESCRIPTION for a in activities)
     assert all(a.input_tokens >= 0 and a.output_tokens >= 0 and a.cost_usd >= 0 for a in activities)

@@ -18,7 +18,6 @@ from ap_actors.agents import get_adapter
 from ap_actors.agents.base import (
     MAX_DESCRIPTION,
     Activity,
-    AgentTask,
     read_transcript,
     render_prompt,
     summarize,
@@ -30,8 +29,17 @@ from ap_actors.agents.codex import (
     patch_files,
     shell_command,
 )
-from ap_actors.events import Objective
-from tests.support.agent_streams import AGENT_STREAMS, recordings
+from tests.support.agent_streams import (
+    AGENT_STREAMS,
+    agent_task,
+    assert_accounted,
+    json_values,
+    parse,
+    parse_file,
+    parse_recording,
+    recordings,
+    token_sums,
+)
 
 FIXTURES = AGENT_STREAMS / "codex"
 WORKDIR = "/home/dev/project"  # the worktree of the scripted-model recording
@@ -40,22 +48,15 @@ WORKDIR = "/home/dev/project"  # the worktree of the scripted-model recording
 def _parse(
     lines: list[str], workdir: str | None = WORKDIR
 ) -> tuple[list[Activity], CodexStreamParser]:
-    parser = CodexStreamParser(workdir)
-    out = [a for line in lines for a in parser.feed(line)]
-    return out + parser.finish(), parser
+    return parse(CodexStreamParser(workdir), lines)
 
 
 def _recording(name: str, workdir: str | None = WORKDIR) -> list[Activity]:
-    return _parse(list(read_transcript(FIXTURES / name)), workdir)[0]
+    return parse_file(CodexStreamParser(workdir), FIXTURES / name)[0]
 
 
 def _shape(a: Activity) -> tuple[str, str, str | None, str | None, int | None]:
     return (a.activity_type, a.description, a.tool_name, a.file_path, a.exit_code)
-
-
-def _tokens(activities: list[Activity]) -> tuple[int, int]:
-    usage = [a for a in activities if a.activity_type == "usage"]
-    return sum(a.input_tokens for a in usage), sum(a.output_tokens for a in usage)
 
 
 def _kinds(activities: list[Activity]) -> Counter[str]:
@@ -69,17 +70,8 @@ def _jsonl(*events: dict[str, Any]) -> list[str]:
 # --- the adapter --------------------------------------------------------------------
 
 
-def _task(model: str = "") -> AgentTask:
-    return AgentTask(
-        session_id="s-1",
-        objective=Objective(id="obj-1", title="Fix the greeting"),
-        workdir="/repo",
-        model=model,
-    )
-
-
 def test_the_codex_command_runs_exec_json_without_approvals_or_sandbox() -> None:
-    task = _task()
+    task = agent_task("Fix the greeting")
     assert CodexAdapter().commands(task, None) == [
         [
             "codex",
@@ -94,7 +86,7 @@ def test_the_codex_command_runs_exec_json_without_approvals_or_sandbox() -> None
 
 
 def test_the_codex_command_names_the_model_before_the_prompt() -> None:
-    task = _task(model="gpt-5.5")
+    task = agent_task("Fix the greeting", model="gpt-5.5")
     assert CodexAdapter().argv(task)[-3:] == ["-m", "gpt-5.5", render_prompt(task)]
 
 
@@ -117,14 +109,8 @@ def test_the_codex_recordings_are_there() -> None:
 
 @pytest.mark.parametrize("path", recordings("codex"), ids=lambda p: p.name)
 def test_every_line_of_every_codex_recording_is_accounted_for(path: Path) -> None:
-    lines = list(read_transcript(path))
-    activities, parser = _parse(lines)
-    assert parser.accounting["unaccounted"] == 0
-    assert sum(parser.accounting.values()) == len(lines)
+    _, parser = parse_recording(CodexStreamParser(WORKDIR), path)
     assert parser.accounting["text"] == 0  # every format is recognised, none falls to text
-    for a in activities:
-        assert "\n" not in a.description
-        assert 0 < len(a.description) <= MAX_DESCRIPTION
 
 
 def test_exec_json_from_the_real_cli_gives_the_command_the_patched_file_and_the_usage() -> None:
@@ -135,7 +121,7 @@ def test_exec_json_from_the_real_cli_gives_the_command_the_patched_file_and_the_
         ("message", "Changed the greeting.", None, None, None),
         ("usage", "turn completed: 3003 input, 153 output tokens", None, None, None),
     ]
-    assert _tokens(activities) == (3003, 153)
+    assert token_sums(activities) == (3003, 153)
     assert activities[-1].cost_usd == 0.0  # Codex reports no cost
 
 
@@ -149,7 +135,7 @@ def test_the_documented_sample_run_lists_files_and_answers() -> None:
         ("usage", "turn completed: 24763 input, 122 output tokens"),
     ]
     assert activities[1].exit_code == 0
-    assert _tokens(activities) == (24763, 122)
+    assert token_sums(activities) == (24763, 122)
 
 
 def test_v0_46_commands_are_shown_without_their_bash_wrapper() -> None:
@@ -158,7 +144,7 @@ def test_v0_46_commands_are_shown_without_their_bash_wrapper() -> None:
         ("command", "cat test.js", "shell", None, 0)
     ]
     assert _kinds(cat) == {"reasoning": 2, "command": 1, "message": 1, "usage": 1}
-    assert _tokens(cat) == (6087, 204)
+    assert token_sums(cat) == (6087, 204)
     ls = _recording("exec-json_v0.46_command-ls.jsonl")
     assert [_shape(a)[:2] for a in ls] == [
         ("reasoning", "**Preparing to list files with bash shell**"),
@@ -176,7 +162,7 @@ def test_a_file_added_outside_the_worktree_keeps_its_absolute_path() -> None:
     ]
     inside = _recording("exec-json_v0.46_file-change-add.jsonl", "/private/tmp/codex-research-test")
     assert [a.file_path for a in inside if a.file_path] == ["hello.txt"]
-    assert _tokens(activities) == (6008, 51)
+    assert token_sums(activities) == (6008, 51)
 
 
 def test_an_answer_only_run_gives_reasoning_message_and_usage() -> None:
@@ -194,16 +180,16 @@ def test_an_answer_only_run_gives_reasoning_message_and_usage() -> None:
 
 
 def test_a_stream_that_stops_after_turn_started_gives_nothing_and_accounts_both_lines() -> None:
-    activities, parser = _parse(
-        list(read_transcript(FIXTURES / "exec-json_v0.46_truncated-no-turn-end.jsonl"))
+    activities, parser = parse_file(
+        CodexStreamParser(WORKDIR), FIXTURES / "exec-json_v0.46_truncated-no-turn-end.jsonl"
     )
     assert activities == []
     assert parser.accounting == {"quiet": 2}
 
 
 def test_failed_turns_give_the_inner_api_message_once_per_failure() -> None:
-    activities, parser = _parse(
-        list(read_transcript(FIXTURES / "exec-json_turn-failed-invalid-request-x2.jsonl"))
+    activities, parser = parse_file(
+        CodexStreamParser(WORKDIR), FIXTURES / "exec-json_turn-failed-invalid-request-x2.jsonl"
     )
     assert [_shape(a)[:2] for a in activities] == [
         (
@@ -222,8 +208,8 @@ def test_failed_turns_give_the_inner_api_message_once_per_failure() -> None:
 
 
 def test_the_session_rollout_shows_each_shell_call_once_with_its_exit_code() -> None:
-    activities, parser = _parse(
-        list(read_transcript(FIXTURES / "session-rollout_v0.40_codex_vscode.jsonl"))
+    activities, parser = parse_file(
+        CodexStreamParser(WORKDIR), FIXTURES / "session-rollout_v0.40_codex_vscode.jsonl"
     )
     assert _kinds(activities) == {"reasoning": 32, "command": 34, "message": 1, "usage": 35}
     commands = [a for a in activities if a.activity_type == "command"]
@@ -237,13 +223,14 @@ def test_the_session_rollout_shows_each_shell_call_once_with_its_exit_code() -> 
     )
     assert activities[-2].description.startswith("**Findings** - `@repo/services` wraps")
     # token_count's total is cumulative: the increments add up to the final total
-    assert _tokens(activities) == (536834, 6654)
+    assert token_sums(activities) == (536834, 6654)
     assert parser.accounting == {"activity": 102, "folded": 34, "quiet": 73}
 
 
 def test_the_tui_log_of_v0_106_gives_its_exec_command_calls_and_multi_line_errors() -> None:
-    activities, parser = _parse(
-        list(read_transcript(FIXTURES / "codex-tui-log_v0.106_spans-toolcall-exec_command.log"))
+    activities, parser = parse_file(
+        CodexStreamParser(WORKDIR),
+        FIXTURES / "codex-tui-log_v0.106_spans-toolcall-exec_command.log",
     )
     assert Counter((a.activity_type, a.tool_name) for a in activities) == {
         ("tool_use", "exec_command"): 22,
@@ -263,8 +250,9 @@ def test_the_tui_log_of_v0_106_gives_its_exec_command_calls_and_multi_line_error
 
 
 def test_the_coloured_tui_log_gives_shell_plan_and_patch_calls_with_their_files() -> None:
-    activities, parser = _parse(
-        list(read_transcript(FIXTURES / "codex-tui-log_2025-10_toolcall-shell-apply_patch.log"))
+    activities, parser = parse_file(
+        CodexStreamParser(WORKDIR),
+        FIXTURES / "codex-tui-log_2025-10_toolcall-shell-apply_patch.log",
     )
     assert Counter((a.activity_type, a.tool_name) for a in activities) == {
         ("tool_use", "shell"): 213,
@@ -776,13 +764,6 @@ _TYPES = [
     "response_item",
     "session_meta",
 ]
-_json = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
-    lambda inner: (
-        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
-    ),
-    max_leaves=10,
-)
 _events = st.fixed_dictionaries(
     {"type": st.sampled_from(_TYPES)},
     optional={
@@ -790,18 +771,22 @@ _events = st.fixed_dictionaries(
             {"type": st.sampled_from(["command_execution", "file_change", "todo_list", "x"])},
             optional={
                 "id": st.text(max_size=3),
-                "changes": _json,
-                "command": _json,
-                "items": _json,
+                "changes": json_values,
+                "command": json_values,
+                "items": json_values,
             },
         ),
         "payload": st.fixed_dictionaries(
             {"type": st.sampled_from(["function_call", "token_count", "exec_command_end", "y"])},
-            optional={"call_id": st.text(max_size=3), "info": _json, "arguments": _json},
+            optional={
+                "call_id": st.text(max_size=3),
+                "info": json_values,
+                "arguments": json_values,
+            },
         ),
-        "usage": _json,
-        "message": _json,
-        "error": _json,
+        "usage": json_values,
+        "message": json_values,
+        "error": json_values,
     },
 )
 _lines = st.lists(
@@ -820,6 +805,5 @@ _lines = st.lists(
 @given(_lines)
 def test_any_lines_are_parsed_without_error_and_each_is_accounted_for(lines: list[str]) -> None:
     activities, parser = _parse(lines)
-    assert parser.accounting["unaccounted"] == 0
-    assert sum(parser.accounting.values()) == len(lines)
+    assert_accounted(parser, lines)
     assert all(len(a.description) <= MAX_DESCRIPTION for a in activities)

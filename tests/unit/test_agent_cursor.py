@@ -9,26 +9,32 @@ from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
-from hypothesis import strategies as st
 
-from ap_actors.agents.base import Activity, AgentTask, read_transcript, render_prompt
+from ap_actors.agents.base import Activity, read_transcript, render_prompt
 from ap_actors.agents.cursor import CursorAdapter, CursorParser
-from ap_actors.events import Objective
-from tests.support.agent_streams import AGENT_STREAMS
+from tests.support.agent_streams import (
+    AGENT_STREAMS,
+    agent_task,
+    assert_accounted,
+    mixed_lines,
+    parse,
+    parse_file,
+    parse_recording,
+    recorded_lines,
+    recordings,
+)
 
 FIXTURES = AGENT_STREAMS / "cursor"
-RECORDINGS = sorted(p for p in FIXTURES.glob("*") if p.is_file())
+RECORDINGS = recordings("cursor")
 WORKDIR = "/home/user/project"  # the cwd of the recordings
 
 
 def _parse(lines: list[str], workdir: str | None = WORKDIR) -> tuple[list[Activity], CursorParser]:
-    parser = CursorParser(workdir)
-    out = [a for line in lines for a in parser.feed(line)]
-    return out + parser.finish(), parser
+    return parse(CursorParser(workdir), lines)
 
 
 def _recording(name: str) -> tuple[list[Activity], CursorParser]:
-    return _parse(list(read_transcript(FIXTURES / name)))
+    return parse_file(CursorParser(WORKDIR), FIXTURES / name)
 
 
 def _shape(a: Activity) -> tuple[str, str | None, str | None, int | None]:
@@ -52,24 +58,15 @@ def _call(sub: str, call_id: str, tool: str, args: dict[str, object], result: ob
 # --- the adapter --------------------------------------------------------------------
 
 
-def _task(model: str = "") -> AgentTask:
-    return AgentTask(
-        session_id="s-1",
-        objective=Objective(id="obj-1", title="Run the tests"),
-        workdir="/repo",
-        model=model,
-    )
-
-
 def test_the_cursor_command_prints_stream_json_and_runs_commands_without_asking() -> None:
-    task = _task()
+    task = agent_task("Run the tests")
     assert CursorAdapter().commands(task, None) == [
         ["cursor-agent", "-p", "--force", "--output-format", "stream-json", render_prompt(task)]
     ]
 
 
 def test_the_cursor_command_names_the_model_before_the_prompt() -> None:
-    task = _task(model="gpt-5")
+    task = agent_task("Run the tests", model="gpt-5")
     assert CursorAdapter().argv(task)[-3:] == ["--model", "gpt-5", render_prompt(task)]
     assert CursorAdapter().program == "cursor-agent"
 
@@ -83,10 +80,7 @@ def test_the_cursor_recordings_are_there() -> None:
 
 @pytest.mark.parametrize("path", RECORDINGS, ids=lambda p: p.name)
 def test_every_line_of_every_cursor_recording_is_accounted_for(path: Path) -> None:
-    lines = list(read_transcript(path))
-    activities, parser = _parse(lines)
-    assert parser.accounting["unaccounted"] == 0
-    assert sum(parser.accounting.values()) == len(lines)
+    activities, _ = parse_recording(CursorParser(WORKDIR), path)
     assert [a for a in activities if a.activity_type == "usage"] == []  # Cursor reports none
 
 
@@ -250,18 +244,8 @@ def test_paths_outside_the_worktree_are_kept_as_printed() -> None:
     assert activities[0].file_path == "../other/x.py"
 
 
-_FIXTURE_LINES = [line for p in RECORDINGS for line in read_transcript(p)]
-
-
 @settings(max_examples=200)
-@given(
-    st.lists(
-        st.sampled_from(_FIXTURE_LINES or ["{}"])
-        | st.text(st.characters(exclude_characters="\n\r"), max_size=40),
-        max_size=40,
-    )
-)
+@given(mixed_lines(recorded_lines("cursor") or ["{}"], max_size=40))
 def test_any_mix_of_lines_is_parsed_with_every_line_accounted_for(lines: list[str]) -> None:
     _, parser = _parse(lines)
-    assert parser.accounting["unaccounted"] == 0
-    assert sum(parser.accounting.values()) == len(lines)
+    assert_accounted(parser, lines)

@@ -14,15 +14,19 @@ from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
-from hypothesis import strategies as st
 
-from ap_actors.agents.base import Activity, AgentTask, read_transcript, render_prompt
+from ap_actors.agents.base import Activity, render_prompt
 from ap_actors.agents.droid import DroidAdapter, DroidParser
-from ap_actors.events import Objective
-from tests.support.agent_streams import AGENT_STREAMS
+from tests.support.agent_streams import (
+    agent_task,
+    assert_accounted,
+    mixed_lines,
+    parse,
+    parse_recording,
+    recordings,
+)
 
-FIXTURES = AGENT_STREAMS / "droid"
-RECORDINGS = sorted(p for p in FIXTURES.glob("*") if p.is_file())
+RECORDINGS = recordings("droid")
 WORKDIR = "/work/repo"
 SESSION = "c1d2e3f4-0000-4000-8000-000000000001"
 
@@ -94,9 +98,7 @@ CONSTRUCTED = [
 
 
 def _parse(lines: list[str], workdir: str | None = WORKDIR) -> tuple[list[Activity], DroidParser]:
-    parser = DroidParser(workdir)
-    out = [a for line in lines for a in parser.feed(line)]
-    return out + parser.finish(), parser
+    return parse(DroidParser(workdir), lines)
 
 
 def _shape(a: Activity) -> tuple[str, str | None, str | None, int | None]:
@@ -106,17 +108,8 @@ def _shape(a: Activity) -> tuple[str, str | None, str | None, int | None]:
 # --- the adapter --------------------------------------------------------------------
 
 
-def _task(model: str = "") -> AgentTask:
-    return AgentTask(
-        session_id="s-1",
-        objective=Objective(id="obj-1", title="Fix the failing test"),
-        workdir=WORKDIR,
-        model=model,
-    )
-
-
 def test_the_droid_command_is_exec_with_stream_json_and_no_permission_prompts() -> None:
-    task = _task()
+    task = agent_task("Fix the failing test", workdir=WORKDIR)
     assert DroidAdapter().commands(task, None) == [
         [
             "droid",
@@ -130,7 +123,7 @@ def test_the_droid_command_is_exec_with_stream_json_and_no_permission_prompts() 
 
 
 def test_the_droid_command_names_the_model_before_the_prompt() -> None:
-    task = _task(model="claude-sonnet-4-5")
+    task = agent_task("Fix the failing test", model="claude-sonnet-4-5", workdir=WORKDIR)
     assert DroidAdapter().argv(task)[-3:] == ["-m", "claude-sonnet-4-5", render_prompt(task)]
 
 
@@ -221,21 +214,11 @@ def test_paths_outside_the_worktree_are_kept_as_printed() -> None:
 
 @pytest.mark.parametrize("path", RECORDINGS, ids=lambda p: p.name)
 def test_every_line_of_every_droid_recording_is_accounted_for(path: Path) -> None:
-    lines = list(read_transcript(path))
-    _, parser = _parse(lines)
-    assert parser.accounting["unaccounted"] == 0
-    assert sum(parser.accounting.values()) == len(lines)
+    parse_recording(DroidParser(WORKDIR), path)
 
 
 @settings(max_examples=200)
-@given(
-    st.lists(
-        st.sampled_from(CONSTRUCTED)
-        | st.text(st.characters(exclude_characters="\n\r"), max_size=40),
-        max_size=40,
-    )
-)
+@given(mixed_lines(CONSTRUCTED, max_size=40))
 def test_any_mix_of_lines_is_parsed_with_every_line_accounted_for(lines: list[str]) -> None:
     _, parser = _parse(lines)
-    assert parser.accounting["unaccounted"] == 0
-    assert sum(parser.accounting.values()) == len(lines)
+    assert_accounted(parser, lines)

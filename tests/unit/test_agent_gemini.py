@@ -9,62 +9,61 @@ from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
-from hypothesis import strategies as st
 
-from ap_actors.agents.base import Activity, AgentTask, read_transcript, render_prompt, summarize
+from ap_actors.agents.base import Activity, read_transcript, render_prompt, summarize
 from ap_actors.agents.gemini import GeminiAdapter, GeminiParser
-from ap_actors.events import Objective
-from tests.support.agent_streams import AGENT_STREAMS
+from tests.support.agent_streams import (
+    AGENT_STREAMS,
+    agent_task,
+    assert_accounted,
+    mixed_lines,
+    parse,
+    parse_file,
+    parse_recording,
+    recorded_lines,
+    recordings,
+    token_sums,
+)
 
 FIXTURES = AGENT_STREAMS / "gemini"
-RECORDINGS = sorted(p for p in FIXTURES.glob("*") if p.is_file())
+RECORDINGS = recordings("gemini")
 WORKDIR = "/home/dev/project"  # the working directory of the v0.61 recording
 
 
 def _parse(lines: list[str], workdir: str | None = None) -> tuple[list[Activity], GeminiParser]:
-    parser = GeminiParser(workdir)
-    out = [a for line in lines for a in parser.feed(line)]
-    return out + parser.finish(), parser
+    return parse(GeminiParser(workdir), lines)
 
 
 def _recording(name: str, workdir: str | None = None) -> list[Activity]:
-    return _parse(list(read_transcript(FIXTURES / name)), workdir)[0]
+    return parse_file(GeminiParser(workdir), FIXTURES / name)[0]
 
 
 def _shape(a: Activity) -> tuple[str, str | None, str | None, int | None]:
     return (a.activity_type, a.tool_name, a.file_path, a.exit_code)
 
 
-def _tokens(activities: list[Activity]) -> tuple[int, int]:
-    usage = [a for a in activities if a.activity_type == "usage"]
-    return sum(a.input_tokens for a in usage), sum(a.output_tokens for a in usage)
-
-
 def _line(**obj: object) -> str:
     return json.dumps(obj)
+
+
+def _use(tool_id: str, name: str, **parameters: object) -> str:
+    return _line(type="tool_use", tool_name=name, tool_id=tool_id, parameters=parameters)
 
 
 # --- the adapter --------------------------------------------------------------------
 
 
-def _task(model: str = "") -> AgentTask:
-    return AgentTask(
-        session_id="s-1",
-        objective=Objective(id="obj-1", title="Change the greeting", scope_touch=["app.py"]),
-        workdir="/repo",
-        model=model,
-    )
-
-
 def test_the_gemini_command_runs_headless_with_stream_json_and_auto_approval() -> None:
-    task = _task()
+    task = agent_task("Change the greeting", scope_touch=["app.py"])
     assert GeminiAdapter().commands(task, None) == [
         ["gemini", "-p", render_prompt(task), "--output-format", "stream-json", "--yolo"]
     ]
 
 
 def test_the_gemini_command_names_the_model_when_the_team_file_gives_one() -> None:
-    argv = GeminiAdapter().argv(_task(model="gemini-2.5-flash"))
+    argv = GeminiAdapter().argv(
+        agent_task("Change the greeting", model="gemini-2.5-flash", scope_touch=["app.py"])
+    )
     assert argv[:3] == ["gemini", "-m", "gemini-2.5-flash"]
     assert GeminiAdapter().package == "npm @google/gemini-cli"
 
@@ -78,10 +77,7 @@ def test_the_gemini_recordings_are_there() -> None:
 
 @pytest.mark.parametrize("path", RECORDINGS, ids=lambda p: p.name)
 def test_every_line_of_every_gemini_recording_is_accounted_for(path: Path) -> None:
-    lines = list(read_transcript(path))
-    activities, parser = _parse(lines, WORKDIR)
-    assert parser.accounting["unaccounted"] == 0
-    assert sum(parser.accounting.values()) == len(lines)
+    activities, _ = parse_recording(GeminiParser(WORKDIR), path)
     assert activities
 
 
@@ -98,7 +94,7 @@ def test_the_real_v061_stream_gives_the_read_the_edit_the_answer_and_the_tokens(
     ]
     assert activities[1].description == "replace app.py"
     assert activities[2].description == "Changed the greeting."
-    assert _tokens(activities) == (3003, 153)
+    assert token_sums(activities) == (3003, 153)
     assert activities[-1].cost_usd == 0.0
 
 
@@ -114,7 +110,7 @@ def test_the_v011_stream_gives_two_reads_an_edit_and_thoughts_counted_as_output(
     ]
     assert activities[3].description == "Done."
     # stats: total 22257, input 21694, output 77; the 486 thought tokens are output too.
-    assert _tokens(activities) == (21694, 22257 - 21694)
+    assert token_sums(activities) == (21694, 22257 - 21694)
 
 
 def test_the_say_hello_stream_gives_the_answer_and_the_tokens() -> None:
@@ -123,7 +119,7 @@ def test_the_say_hello_stream_gives_the_answer_and_the_tokens() -> None:
         ("message", "Hello! I'm ready to help. What can I do for you?"),
     ]
     assert [a.activity_type for a in activities] == ["message", "usage"]
-    assert _tokens(activities) == (7352, 7386 - 7352)
+    assert token_sums(activities) == (7352, 7386 - 7352)
 
 
 def test_the_json_output_gives_the_response_and_the_tokens_of_both_models() -> None:
@@ -133,7 +129,7 @@ def test_the_json_output_gives_the_response_and_the_tokens_of_both_models() -> N
     ]
     assert [a.activity_type for a in activities] == ["message", "usage"]
     # input = prompt + tool-use prompt, output = candidates + thoughts, over both models
-    assert _tokens(activities) == (15526 + 3814 + 43, 20 + 113 + 7 + 45)
+    assert token_sums(activities) == (15526 + 3814 + 43, 20 + 113 + 7 + 45)
 
 
 def test_the_read_file_chat_session_gives_its_thoughts_tool_call_answer_and_tokens() -> None:
@@ -147,13 +143,13 @@ def test_the_read_file_chat_session_gives_its_thoughts_tool_call_answer_and_toke
         ("usage", None, None, None),
     ]
     assert activities[0].description.startswith("Reading the File: I've determined")
-    assert _tokens(activities) == (5361 + 5707, 18 + 319 + 26)
+    assert token_sums(activities) == (5361 + 5707, 18 + 319 + 26)
 
 
 def test_a_chat_session_file_and_the_stream_of_the_same_run_give_the_same_token_totals() -> None:
     session = _recording("chat-session-file_v0.11_read-replace_453aa339.json")
     stream = _recording("stream-json_v0.11_read-replace-read.jsonl")
-    assert _tokens(session) == _tokens(stream) == (21694, 563)
+    assert token_sums(session) == token_sums(stream) == (21694, 563)
     assert Counter(a.activity_type for a in session) == {
         "reasoning": 6,
         "usage": 4,
@@ -193,7 +189,7 @@ def test_assistant_chunks_are_one_message_given_when_another_kind_arrives() -> N
         [
             _line(type="message", role="assistant", content="I will ", delta=True),
             _line(type="message", role="assistant", content="read it.", delta=True),
-            _line(type="tool_use", tool_name="read_file", tool_id="t1", parameters={"path": "a"}),
+            _use("t1", "read_file", path="a"),
             _line(type="message", role="assistant", content="Done", delta=True),
         ]
     )
@@ -208,31 +204,16 @@ def test_assistant_chunks_are_one_message_given_when_another_kind_arrives() -> N
 def test_a_shell_command_has_its_exit_code_and_a_failed_tool_is_an_error() -> None:
     activities, _ = _parse(
         [
-            _line(
-                type="tool_use",
-                tool_name="run_shell_command",
-                tool_id="s1",
-                parameters={"command": "pytest -q", "description": "run tests"},
-            ),
+            _use("s1", "run_shell_command", command="pytest -q", description="run tests"),
             _line(type="tool_result", tool_id="s1", status="success", output=""),
-            _line(
-                type="tool_use",
-                tool_name="run_shell_command",
-                tool_id="s2",
-                parameters={"command": "false"},
-            ),
+            _use("s2", "run_shell_command", command="false"),
             _line(
                 type="tool_result",
                 tool_id="s2",
                 status="success",
                 output="Command exited with code: 1",
             ),
-            _line(
-                type="tool_use",
-                tool_name="write_file",
-                tool_id="w1",
-                parameters={"file_path": "/repo/src/a.py", "content": "x"},
-            ),
+            _use("w1", "write_file", file_path="/repo/src/a.py", content="x"),
             _line(
                 type="tool_result",
                 tool_id="w1",
@@ -307,19 +288,9 @@ def test_invalid_json_and_stderr_lines_are_read_as_text() -> None:
 def test_paths_under_the_worktree_become_relative_and_others_are_kept_as_printed() -> None:
     activities, _ = _parse(
         [
-            _line(
-                type="tool_use",
-                tool_name="read_file",
-                tool_id="1",
-                parameters={"absolute_path": "/w/t/a.py"},
-            ),
+            _use("1", "read_file", absolute_path="/w/t/a.py"),
             _line(type="tool_result", tool_id="1", status="success"),
-            _line(
-                type="tool_use",
-                tool_name="read_file",
-                tool_id="2",
-                parameters={"file_path": "/etc/hosts"},
-            ),
+            _use("2", "read_file", file_path="/etc/hosts"),
             _line(type="tool_result", tool_id="2", status="success"),
         ],
         workdir="/w/t",
@@ -327,18 +298,8 @@ def test_paths_under_the_worktree_become_relative_and_others_are_kept_as_printed
     assert [a.file_path for a in activities] == ["a.py", "/etc/hosts"]
 
 
-_FIXTURE_LINES = [line for p in RECORDINGS for line in read_transcript(p)]
-
-
 @settings(max_examples=200)
-@given(
-    st.lists(
-        st.sampled_from(_FIXTURE_LINES or ["{}"])
-        | st.text(st.characters(exclude_characters="\n\r"), max_size=40),
-        max_size=40,
-    )
-)
+@given(mixed_lines(recorded_lines("gemini") or ["{}"], max_size=40))
 def test_any_mix_of_lines_is_parsed_with_every_line_accounted_for(lines: list[str]) -> None:
     _, parser = _parse(lines, WORKDIR)
-    assert parser.accounting["unaccounted"] == 0
-    assert sum(parser.accounting.values()) == len(lines)
+    assert_accounted(parser, lines)

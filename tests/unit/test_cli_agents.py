@@ -106,3 +106,13 @@ def test_the_default_team_is_one_worker_per_installed_agent_cli(tmp_path: Path) 
     _fake_cli(tmp_path, "gemini", "1")
     team = default_team(path=str(tmp_path))
     assert [(w.id, w.agent) for w in team.workers] == [("claude", "claude"), ("gemini", "gemini")]
+
+
+def test_a_lone_surrogate_in_a_json_line_is_read_as_text_not_raised() -> None:
+    from ap_actors.agents import get_adapter
+
+    for agent in ("codex", "claude", "gemini", "cursor", "droid"):
+        parser = get_adapter(agent).parser()
+        got = parser.feed('{"type": "x\ud800"}')
+        got += parser.finish()
+        assert got and parser.accounting["unaccounted"] == 0, agent  # type: ignore[attr-defined]
