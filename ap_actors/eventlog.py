@@ -7,23 +7,30 @@ Source: ``DESIGN.md``, "The event log and the bus". Layout of the environment
 ``ids``       event id (UTF-8) -> seq (8 bytes): idempotent appends
 ``sessions``  session id (UTF-8) + NUL + seq (8 bytes) -> b"": the per-session index
 ``snapshots`` name (UTF-8) -> msgpack :class:`Snapshot`
+``meta``      ``b"log_id"`` -> the log's identity: 32 hex characters drawn at random
+              when the writer first opens the log; a copy of the log keeps it, a new
+              log in the same directory gets another (actor snapshots record it)
 
-Only the journal process writes; any number of processes read with short read-only
-transactions (LMDB MVCC: readers never block the writer). A full map is grown, never
-reported as an error. Durability ``"fsync"`` (default) syncs data and meta pages at every
-commit; ``"none"`` leaves flushing to the OS (a power loss may drop the last commits,
-never corrupt the log) and exists for tests and benchmarks.
+Actors keep their snapshots in files of their own, not in ``snapshots``
+(:mod:`ap_actors.snapshots` says why). Only the journal process writes; any number of
+processes read with short read-only transactions (LMDB MVCC: readers never block the
+writer). A full map is grown, never reported as an error. Durability ``"fsync"``
+(default) syncs data and meta pages at every commit; ``"none"`` leaves flushing to the
+OS (a power loss may drop the last commits, never corrupt the log) and exists for tests
+and benchmarks.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import secrets
 import struct
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 from typing import Any, Literal, NamedTuple, TypeAlias
 
@@ -43,6 +50,8 @@ DEFAULT_MAP_SIZE = 64 * 1024 * 1024  # bytes; doubled whenever it fills up
 MAX_READERS = 1024
 _CHUNK = 1024  # records read per read transaction, so no reader pins old pages for long
 _DB_NAMES = (b"events", b"ids", b"sessions", b"snapshots")
+_META = b"meta"  # opened apart: a log written before it existed has none
+_LOG_ID = b"log_id"
 _FLOAT64 = struct.Struct(">d")
 _RECORD_HEAD = b"\x83\xa3seq\xcf"  # fixmap(3), "seq", uint64 follows
 _RECORD_TIME = b"\xabappended_at\xcb"  # "appended_at", float64 follows
@@ -64,14 +73,17 @@ class Snapshot(msgspec.Struct, frozen=True):
     """A folded state saved at ``seq``: rebuild = snapshot + the events after ``seq``.
 
     ``version`` is the schema version of ``state`` (msgpack bytes); a reader that expects
-    another version ignores the snapshot and folds from the start.
+    another version ignores the snapshot and folds from the start, and so does one on
+    another log (``log_id``, see :meth:`EventLog.log_id`) or of another kind.
     """
 
-    name: str
-    seq: int
-    version: int
-    state: bytes
-    taken_at: float
+    name: str  # Who folded it, e.g. the actor's name.
+    seq: int  # Seq of the last record folded into ``state``.
+    version: int  # Schema version of ``state``.
+    state: bytes  # The folded state, msgpack.
+    taken_at: float  # Unix seconds.
+    log_id: str = ""  # Identity of the log it was folded from; "" = unknown.
+    kind: str = ""  # What folded it, e.g. the actor class "module:Class"; "" = unknown.
 
 
 class Prepared(NamedTuple):
@@ -85,6 +97,9 @@ class Prepared(NamedTuple):
     topic: bytes
     raw: bytes
 
+
+_Chunk: TypeAlias = list[tuple[bytes, bytes]]
+"""Records read in one transaction: ``(seq as 8 bytes big-endian, record)``."""
 
 Appended: TypeAlias = tuple[int, bytes, bytes, bytes]
 """A record newly written by an append, what the journal publishes:
@@ -131,7 +146,7 @@ def _open_env(path: Path, readonly: bool, map_size: int, durability: str) -> _Sh
             env = lmdb.open(
                 str(path),
                 map_size=map_size,
-                max_dbs=len(_DB_NAMES),
+                max_dbs=len(_DB_NAMES) + 1,
                 max_readers=MAX_READERS,
                 readonly=readonly,
                 sync=durability == "fsync",
@@ -143,11 +158,29 @@ def _open_env(path: Path, readonly: bool, map_size: int, durability: str) -> _Sh
             if cleared:
                 log.warning("cleared %d stale reader slot(s) in %s", cleared, path)
             dbs = {n: env.open_db(n, create=not readonly) for n in _DB_NAMES}
+            meta = _open_meta(env, readonly)
+            if meta is not None:
+                dbs[_META] = meta
         except lmdb.Error as e:
             raise EventLogError(f"cannot open event log {path}: {e}") from e
         shared = _SharedEnv(env, dbs, readonly, 1, threading.RLock(), cleared)
         _ENVS[key] = shared
         return shared
+
+
+def _open_meta(env: Any, readonly: bool) -> Any:
+    """Open the ``meta`` table; the writer also gives the log its id if it has none.
+
+    Returns None for a reader of a log whose writer has not created the table yet.
+    """
+    try:
+        db = env.open_db(_META, create=not readonly)
+    except lmdb.NotFoundError:
+        return None
+    if not readonly:
+        with env.begin(write=True) as txn:
+            txn.put(_LOG_ID, secrets.token_hex(16).encode(), db=db, overwrite=False)
+    return db
 
 
 def _close_env(path: Path) -> None:
@@ -392,6 +425,23 @@ class EventLog:
         """Return the seq of the newest record (0 for an empty log)."""
         return self._read_last_seq()
 
+    def log_id(self) -> str:
+        """Return the log's identity (32 hex characters), "" if its writer has not given
+        it one yet (a log from before ids, not yet opened by a journal of this version).
+        """
+        with self._shared.lock:
+            db = self._shared.dbs.get(_META)
+            if db is None:  # the writer may have created the table since this opened it
+                try:
+                    db = self._shared.dbs[_META] = self._env.open_db(_META, create=False)
+                except lmdb.NotFoundError:
+                    return ""
+                except lmdb.Error as e:
+                    raise EventLogError(f"cannot read event log {self.path}: {e}") from e
+            with self._begin() as txn:
+                found = txn.get(_LOG_ID, db=db)
+        return "" if found is None else bytes(found).decode()
+
     def seq_of(self, event_id: str) -> int | None:
         """Return the seq at which the event with this id was appended, or None."""
         with self._shared.lock, self._begin() as txn:
@@ -425,20 +475,52 @@ class EventLog:
         """
         if limit is not None and limit <= 0:
             return
+        unpack = SEQ.unpack
+        sent = 0
+        for chunk in self._chunks(since, until, topics, session_id):
+            for key, data in chunk:
+                yield unpack(key)[0], data
+                sent += 1
+                if limit is not None and sent >= limit:
+                    return
+
+    def read_chunks(
+        self,
+        since: int = 0,
+        *,
+        until: int | None = None,
+        topics: Iterable[str] | None = None,
+        session_id: str | None = None,
+    ) -> Iterator[list[bytes]]:
+        """Yield the records of :meth:`read_raw` (each holds its seq) as lists, in order.
+
+        Each list comes from one short read transaction (about a thousand records
+        before filtering; never empty): a consumer that folds a long history does its
+        per-record work in a tight loop. Arguments as :meth:`read_raw`.
+        """
+        for chunk in self._chunks(since, until, topics, session_id):
+            yield [data for _, data in chunk]
+
+    def _chunks(
+        self,
+        since: int,
+        until: int | None,
+        topics: Iterable[str] | None,
+        session_id: str | None,
+    ) -> Iterator[_Chunk]:
         prefixes = tuple(topics) if topics else ()
         if session_id is not None:
             chunks = self._session_chunks(session_id.encode(), since, until)
         else:
             chunks = self._seq_chunks(since, until)
-        sent = 0
+        if not prefixes:
+            yield from chunks
+            return
+        head = CODEC.decode_head
         for chunk in chunks:
-            for seq, data in chunk:
-                if prefixes and not CODEC.decode_head(data).event.type.startswith(prefixes):
-                    continue
-                yield seq, data
-                sent += 1
-                if limit is not None and sent >= limit:
-                    return
+            kept = [item for item in chunk if head(item[1]).event.type.startswith(prefixes)]
+            if kept:
+                yield kept
 
     def read(
         self,
@@ -455,44 +537,42 @@ class EventLog:
         ):
             yield CODEC.decode_record(data)
 
-    def _seq_chunks(self, since: int, until: int | None) -> Iterator[list[tuple[int, bytes]]]:
+    def _seq_chunks(self, since: int, until: int | None) -> Iterator[_Chunk]:
+        # Keys stay bytes: 8-byte big-endian seqs compare as bytes as they do as ints,
+        # and a replay spends its time in this loop (an unpack per record was a third).
+        last = None if until is None else pack_seq(until)
         pos = since
         while True:
-            chunk: list[tuple[int, bytes]] = []
+            chunk: _Chunk = []
             with self._shared.lock, self._begin() as txn:
                 cur = txn.cursor(db=self._events)
                 if cur.set_range(pack_seq(pos + 1)):
-                    for key, value in cur:
-                        seq = unpack_seq(key)
-                        if until is not None and seq > until:
-                            break
-                        chunk.append((seq, value))
-                        if len(chunk) >= _CHUNK:
-                            break
+                    chunk = list(islice(cur.iternext(), _CHUNK))
+            if last is not None and chunk and chunk[-1][0] > last:
+                chunk = [item for item in chunk if item[0] <= last]  # the last chunk
             if not chunk:
                 return
             yield chunk
-            pos = chunk[-1][0]
             if len(chunk) < _CHUNK:
                 return
+            pos = unpack_seq(chunk[-1][0])
 
-    def _session_chunks(
-        self, session: bytes, since: int, until: int | None
-    ) -> Iterator[list[tuple[int, bytes]]]:
+    def _session_chunks(self, session: bytes, since: int, until: int | None) -> Iterator[_Chunk]:
         prefix = session + b"\x00"
+        last = None if until is None else pack_seq(until)
         pos = since
         while True:
-            chunk: list[tuple[int, bytes]] = []
+            chunk: _Chunk = []
             with self._shared.lock, self._begin() as txn:
                 cur = txn.cursor(db=self._sessions)
                 if cur.set_range(_session_key(session, pack_seq(pos + 1))):
                     for key in cur.iternext(keys=True, values=False):
                         if not key.startswith(prefix) or len(key) != len(prefix) + 8:
                             break
-                        seq = unpack_seq(key[-8:])
-                        if until is not None and seq > until:
+                        seq = key[-8:]
+                        if last is not None and seq > last:
                             break
-                        data = txn.get(key[-8:], db=self._events)
+                        data = txn.get(seq, db=self._events)
                         if data is not None:
                             chunk.append((seq, data))
                         if len(chunk) >= _CHUNK:
@@ -500,9 +580,9 @@ class EventLog:
             if not chunk:
                 return
             yield chunk
-            pos = chunk[-1][0]
             if len(chunk) < _CHUNK:
                 return
+            pos = unpack_seq(chunk[-1][0])
 
     def session_ids(self) -> list[str]:
         """Return every session id that has events, sorted (skips through the index)."""

@@ -124,8 +124,12 @@ class WaveView(msgspec.Struct, kw_only=True):
     ended_at: float = 0.0
 
 
-class ActivityView(msgspec.Struct, kw_only=True):
-    """One entry of a worker card's activity feed."""
+class ActivityView(msgspec.Struct, kw_only=True, gc=False):
+    """One entry of a worker card's activity feed.
+
+    Untracked by the garbage collector (``gc=False``: it holds only scalars, so it can be
+    in no reference cycle): a busy log's views hold hundreds of thousands of them.
+    """
 
     seq: int
     ts: float
@@ -266,9 +270,21 @@ def apply(view: SessionView, event: Event, seq: int = 0) -> SessionView:
     view.events += 1
     if seq:
         view.last_seq = seq
-    if event.ts:
-        view.last_ts = max(view.last_ts, event.ts)
+    if event.ts > view.last_ts:
+        view.last_ts = event.ts
+    # A match tries its cases in order: the events of a busy log, activities and metrics
+    # samples, come first (the other cases are on other classes, so order is free).
     match event:
+        case WorkerActivity():
+            _activity(view, event, seq)
+        case WorkerMetrics():
+            w = _worker(view, event.worker_id)
+            w.cpu_percent = event.cpu_percent
+            w.rss_bytes = event.rss_bytes
+            w.uptime_seconds = event.uptime_seconds
+            w.input_tokens = max(w.input_tokens, event.input_tokens)
+            w.output_tokens = max(w.output_tokens, event.output_tokens)
+            w.cost_usd = max(w.cost_usd, event.cost_usd)
         case RequestSubmitted():
             view.request = event.request
             view.repo = event.repo
@@ -374,18 +390,8 @@ def apply(view: SessionView, event: Event, seq: int = 0) -> SessionView:
             o = view.objectives.get(event.objective_id)
             if o is not None:
                 o.violations = sorted({*o.violations, *event.paths})
-        case WorkerActivity():
-            _activity(view, event, seq)
         case WorkerError():
             _worker(view, event.worker_id).errors += 1
-        case WorkerMetrics():
-            w = _worker(view, event.worker_id)
-            w.cpu_percent = event.cpu_percent
-            w.rss_bytes = event.rss_bytes
-            w.uptime_seconds = event.uptime_seconds
-            w.input_tokens = max(w.input_tokens, event.input_tokens)
-            w.output_tokens = max(w.output_tokens, event.output_tokens)
-            w.cost_usd = max(w.cost_usd, event.cost_usd)
         case ReportWritten():
             view.reports[event.kind] = event.path
         case SessionCompleted() if not view.ended:
@@ -434,11 +440,12 @@ def _objective_result(view: SessionView, event: ObjectiveCompleted | ObjectiveFa
 
 
 def _activity(view: SessionView, event: WorkerActivity, seq: int) -> None:
-    w = _worker(view, event.worker_id)
+    w = view.workers.get(event.worker_id) or _worker(view, event.worker_id)
     w.activities += 1
     if event.tool_name:
         w.tools_used[event.tool_name] = w.tools_used.get(event.tool_name, 0) + 1
-    w.feed.append(
+    feed = w.feed
+    feed.append(
         ActivityView(
             seq=seq,
             ts=event.ts,
@@ -449,27 +456,28 @@ def _activity(view: SessionView, event: WorkerActivity, seq: int) -> None:
             objective_id=event.objective_id,
         )
     )
-    if len(w.feed) > ACTIVITY_FEED:
-        del w.feed[: len(w.feed) - ACTIVITY_FEED]
+    if len(feed) > ACTIVITY_FEED:
+        del feed[: len(feed) - ACTIVITY_FEED]
 
 
-class Sessions:
-    """Every session of a log, folded: ``sessions[session_id] -> SessionView``.
+class Sessions(msgspec.Struct):
+    """Every session of a log, folded: ``sessions.views[session_id] -> SessionView``.
 
     Events without a session id (actor lifecycle) are ignored; a session's view exists
-    from its first event on (normally ``request_submitted``).
+    from its first event on (normally ``request_submitted``). A msgspec Struct, like the
+    views: it encodes to msgpack as is (actor snapshots, :mod:`ap_actors.snapshots`).
     """
 
-    def __init__(self) -> None:
-        self.views: dict[str, SessionView] = {}
+    views: dict[str, SessionView] = {}  # Session id -> its view, in order of first event.
 
     def apply(self, event: Event, seq: int = 0) -> SessionView | None:
         """Fold one event; return the session view it changed, or None."""
-        if not event.session_id:
+        sid = event.session_id
+        if not sid:
             return None
-        view = self.views.get(event.session_id)
+        view = self.views.get(sid)
         if view is None:
-            view = self.views[event.session_id] = SessionView(session_id=event.session_id)
+            view = self.views[sid] = SessionView(session_id=sid)
         return apply(view, event, seq)
 
     def apply_records(self, records: Iterable[Record]) -> Sessions:
