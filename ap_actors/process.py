@@ -112,24 +112,39 @@ def hold_lock(path: Path, what: str) -> int:
     return fd
 
 
-def sample_tree(pid: int) -> tuple[float, int]:
-    """Return the CPU percent (of one core, summed over the tree; 0 on the first sample of
-    a process) and the resident memory in bytes of ``pid`` and its descendants.
+class TreeSampler:
+    """Samples the CPU and memory of a process and its descendants, call after call.
 
-    (0.0, 0) when the process is gone.
+    CPU percent is measured between two calls, so the :class:`psutil.Process` objects of
+    the tree are kept from one call to the next (a fresh object has no earlier sample and
+    always reads 0). A process seen for the first time counts 0 in that call.
     """
-    try:
-        root = psutil.Process(pid)
-        procs = [root, *root.children(recursive=True)]
-    except psutil.Error:
-        return 0.0, 0
-    cpu = 0.0
-    rss = 0
-    for p in procs:
-        with contextlib.suppress(psutil.Error):
-            cpu += p.cpu_percent(interval=None)
-            rss += p.memory_info().rss
-    return round(cpu, 1), rss
+
+    def __init__(self) -> None:
+        self._procs: dict[int, psutil.Process] = {}
+
+    def sample(self, pid: int) -> tuple[float, int]:
+        """Return the CPU percent (of one core, summed over the tree, since the previous
+        call) and the resident memory in bytes of ``pid`` and its descendants; (0.0, 0)
+        when the process is gone."""
+        try:
+            root = self._procs.get(pid) or psutil.Process(pid)
+            found = [root, *root.children(recursive=True)]
+        except psutil.Error:
+            self._procs.clear()
+            return 0.0, 0
+        procs: dict[int, psutil.Process] = {}
+        for p in found:
+            known = self._procs.get(p.pid)
+            procs[p.pid] = known if known is not None and known == p else p  # same pid and start
+        self._procs = procs
+        cpu = 0.0
+        rss = 0
+        for p in procs.values():
+            with contextlib.suppress(psutil.Error):
+                cpu += p.cpu_percent(interval=None)
+                rss += p.memory_info().rss
+        return round(cpu, 1), rss
 
 
 def kill_group(pgid: int, grace_s: float = 0.0) -> None:

@@ -68,7 +68,7 @@ from ap_actors.events import (
     WorkerStarted,
     derive_id,
 )
-from ap_actors.process import kill_group, sample_tree
+from ap_actors.process import TreeSampler, kill_group
 from ap_actors.projections import SessionView
 from ap_actors.scope import check_changes
 from ap_actors.team import WorkerSpec
@@ -107,6 +107,7 @@ class Worker(SessionsActor):
         self.metrics_interval_s = float(self.options.get("metrics_interval_s", 2.0))
         self.kill_grace_s = float(self.options.get("kill_grace_s", 3.0))
         self.started_at = time.time()
+        self.sampler = TreeSampler()  # the running agent's process tree
         self.queue: asyncio.Queue[ObjectiveAssigned] = asyncio.Queue()
         self.current: ObjectiveAssigned | None = None
         self.stop_reason: str | None = None
@@ -455,7 +456,7 @@ class Worker(SessionsActor):
         ``reported`` is (objective id, usage) of a result just emitted, which this
         actor's state may not have folded yet.
         """
-        cpu, rss = await asyncio.to_thread(sample_tree, pid) if pid else (0.0, 0)
+        cpu, rss = await asyncio.to_thread(self.sampler.sample, pid) if pid else (0.0, 0)
         done = failed = tokens_in = tokens_out = 0
         cost = 0.0
         view = self.state.views.get(session_id)
