@@ -38,14 +38,20 @@ from typing import Any
 
 from ap_actors.errors import ApError
 from benchmarks.append import bench_append
+from benchmarks.busy_memory import bench_busy_memory
 from benchmarks.common import ROOT, Row, scratch_dir
 from benchmarks.latency import bench_latency
 from benchmarks.line_to_browser import bench_line_to_browser
+from benchmarks.line_to_ws import bench_line_to_ws
 from benchmarks.machine import machine_info
 from benchmarks.memory import bench_memory
+from benchmarks.orchestration import bench_orchestration
 from benchmarks.parsing import bench_parsing
+from benchmarks.rebuild import bench_rebuild
 from benchmarks.replay import bench_replay
+from benchmarks.scope_check import bench_scope
 from benchmarks.ws_fanout import bench_ws_fanout
+from benchmarks.ws_replay import bench_ws_replay
 
 RESULTS = ROOT / "bench" / "results.json"
 BUSY_WARNING = 0.15  # share of the machine busy before the run that gets a warning
@@ -56,9 +62,15 @@ BENCHES: list[tuple[str, Bench]] = [
     ("emit -> subscriber latency", bench_latency),
     ("log replay", bench_replay),
     ("idle memory", bench_memory),
+    ("busy actor memory", bench_busy_memory),
+    ("actor state rebuild", bench_rebuild),
     ("agent stream parsing", bench_parsing),
+    ("scope validation", bench_scope),
     ("dashboard: agent line -> browser", bench_line_to_browser),
     ("dashboard: websocket clients at 1,000 events/s", bench_ws_fanout),
+    ("dashboard: agent line -> websocket client", bench_line_to_ws),
+    ("dashboard: websocket replay of 1M events", bench_ws_replay),
+    ("orchestration CPU, 20 busy workers", bench_orchestration),
 ]
 
 

@@ -35,14 +35,26 @@ class ApMesh:
     Args:
         state: the state directory (created; ``ap.toml`` and ``team.toml`` go there).
         team: the text of ``team.toml``; None starts the pipeline with no team.
+        exist_ok: ``state`` may exist already (e.g. holding an event log filled
+            beforehand); by default it must not.
+        up_timeout: seconds ``ap up`` may take (every actor recovers from the log first).
 
     Raises:
         RuntimeError: ``ap up`` failed (its stderr is in the message).
     """
 
-    def __init__(self, state: Path, team: str | None = None) -> None:
+    def __init__(
+        self,
+        state: Path,
+        team: str | None = None,
+        *,
+        exist_ok: bool = False,
+        up_timeout: float = 120,
+    ) -> None:
         self.state = state
         self.team = team
+        self.exist_ok = exist_ok
+        self.up_timeout = up_timeout
         self.info: dict[str, str] = {}
 
     def ap(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -60,14 +72,14 @@ class ApMesh:
         return done
 
     def __enter__(self) -> ApMesh:
-        self.state.mkdir(parents=True)
+        self.state.mkdir(parents=True, exist_ok=self.exist_ok)
         config = self.state / "ap.toml"
         config.write_text(CONFIG)
         argv = ["up", "--detach", "--config", str(config)]
         if self.team is not None:
             (self.state / "team.toml").write_text(self.team)
             argv += ["--team", str(self.state / "team.toml")]
-        self.ap(*argv)
+        self.ap(*argv, timeout=self.up_timeout)
         self.info = json.loads((self.state / "mesh.json").read_text())
         return self
 
@@ -91,3 +103,10 @@ class ApMesh:
         if not pids.get(actor):
             raise RuntimeError(f"actor {actor} is not running: {pids}")
         return psutil.Process(pids[actor])
+
+    def processes(self) -> dict[str, psutil.Process]:
+        """Every running actor's process by actor name (``"worker.w1"``, ``"journal"``)."""
+        status = read_status(self.state)
+        if status is None:
+            raise RuntimeError(f"no supervisor status in {self.state}")
+        return {a.name: psutil.Process(a.pid) for a in status.actors if a.pid}

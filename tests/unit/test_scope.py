@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import subprocess
 import tempfile
-import time
 from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
@@ -449,11 +448,12 @@ def test_forbid_patterns_of_either_objective_resolve_a_conflict() -> None:
     assert find_conflicts(plan) == []
 
 
-def test_a_plan_of_twenty_objectives_is_validated_in_well_under_a_second() -> None:
+def twenty_objective_plan() -> list[Objective]:
+    """Twenty objectives of five patterns each, one of them unanchored (``**/``)."""
     modules = ["auth", "billing", "users", "api", "db", "cache", "ui", "cli", "docs", "jobs"]
     modules += ["mail", "search", "admin", "reports", "sync", "export", "io", "stats", "logs"]
     modules += ["queue"]
-    plan = [
+    return [
         objective(
             f"obj-{i}",
             [f"src/{m}/", f"tests/{m}/", f"tests/test_{m}*.py", f"docs/{m}.md", f"**/{m}_*.json"],
@@ -461,14 +461,11 @@ def test_a_plan_of_twenty_objectives_is_validated_in_well_under_a_second() -> No
         )
         for i, m in enumerate(modules)
     ]
-    timings = []
-    for _ in range(3):  # The best of three, from cold caches: other processes share the CPU.
-        for cached in (scope._parse, scope._compile, scope._pair_witness, scope._alphabet):
-            cached.cache_clear()
-        started = time.perf_counter()
-        conflicts = find_conflicts(plan)
-        timings.append(time.perf_counter() - started)
-    assert min(timings) < 1.0, timings
+
+
+def test_a_plan_of_twenty_objectives_has_the_overlaps_of_its_unanchored_patterns() -> None:
+    # Its speed is measured in make bench ("scope validation"), not asserted here.
+    conflicts = find_conflicts(twenty_objective_plan())
     # Each "**/<m>_*.json" can put a file in every folder of another objective: 1710
     # real overlaps, each with a witness; the anchored patterns are pairwise disjoint.
     assert len(conflicts) == 1710
