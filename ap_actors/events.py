@@ -520,6 +520,16 @@ def stamp(event: Event, *, source: str = "", now: float | None = None) -> Event:
     return msgspec.structs.replace(event, **changes) if changes else event
 
 
+def record_to_json(record: Record) -> bytes:
+    """Return :func:`record_to_json_dict` of ``record`` encoded as JSON, the same bytes,
+    without building the dict: the event is encoded as it is (its ``type`` tag comes
+    first) and ``seq`` and ``appended_at`` are put in front. About twice as fast; the
+    broadcaster sends every record this way."""
+    body = CODEC.to_json(record.event)  # b'{"type":...}'
+    head = b'{"seq":%d,"appended_at":' % record.seq + CODEC.to_json(record.appended_at)
+    return head + b"," + body[1:]
+
+
 def record_to_json_dict(record: Record) -> dict[str, Any]:
     """Return a record as the flat JSON shape of the dashboard and ``ap tail --json``.
 

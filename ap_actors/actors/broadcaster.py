@@ -48,7 +48,7 @@ from ap_actors.events import (
     WorkerError,
     WorkerMetrics,
     WorkerStarted,
-    record_to_json_dict,
+    record_to_json,
     topic_of,
 )
 from ap_actors.team import team_option
@@ -154,7 +154,7 @@ class Broadcaster(SessionsActor):
 
     def encode(self, record: Record) -> str:
         """A record as the dashboard's JSON text (``record_to_json_dict``)."""
-        return CODEC.to_json(record_to_json_dict(record)).decode()
+        return record_to_json(record).decode()
 
     def _card(self, session_id: str, worker_id: str, seq: int, *, urgent: bool) -> None:
         """Send the worker's derived card now, or (activities) at most every interval."""

@@ -27,6 +27,7 @@ from ap_actors.events import (
     WorkerActivity,
     WorkerMetrics,
     derive_id,
+    record_to_json,
     record_to_json_dict,
     stamp,
     topic_of,
@@ -234,6 +235,21 @@ def test_an_event_round_trips_through_a_record_as_the_log_writes_it(
     assert CODEC.decode_record(CODEC.encode(record)) == record
     assert CODEC.decode_record(stored) == record
     assert stored == CODEC.encode(record)
+
+
+@given(event=ANY_EVENT, seq=st.integers(1, 2**64 - 1), appended_at=st.floats(0, 4e9))
+def test_record_to_json_is_the_json_of_record_to_json_dict_byte_for_byte(
+    event: Event, seq: int, appended_at: float
+) -> None:
+    record = Record(seq, appended_at, event)  # type: ignore[arg-type]
+
+    assert record_to_json(record) == CODEC.to_json(record_to_json_dict(record))
+
+
+def test_record_to_json_of_every_version_1_record() -> None:
+    for data in _fixture_v1():
+        record = CODEC.decode_record(data)
+        assert record_to_json(record) == CODEC.to_json(record_to_json_dict(record))
 
 
 @given(event=_for_struct(WorkerActivity))
