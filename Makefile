@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-stamp
 CONFIG ?= $(wildcard ap.toml)
 TEAM ?= $(wildcard team.toml)
 
-.PHONY: up down status test lint format bench demo install browser clean
+.PHONY: up down status test lint format bench bench-scale demo install browser clean
 
 # Create the virtual environment and install the package with its dev extra whenever
 # pyproject.toml changes.
@@ -72,6 +72,11 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) scripts/bench.py
+
+# The scale run: 100 replaying agents at 50 lines/s and 1,000 WebSocket clients (a few
+# minutes; scripts/bench_scale.py --help for smaller runs).
+bench-scale: $(STAMP)
+	$(PY) scripts/bench_scale.py
 
 # A whole session on a real package downloaded from PyPI (scripts/demo.py).
 demo: $(STAMP)

@@ -8,19 +8,25 @@ The log monitor tails each worker's transcript and the agent's own log files wit
         for activity in parser.feed(line.text):
             ...
 
-How a change is noticed: ``watchfiles`` (inotify on Linux) watches the file's parent
-directory, non-recursively, for changes to paths whose name starts with the file's name
-(``agent.log``, and ``agent.log.1`` once logrotate has renamed it). Its Rust loop checks
-for changes every ``STEP_MS`` and returns a batch once a step passes without a new one,
-or after ``DEBOUNCE_MS`` in a steady stream; watchfiles' defaults (50 ms step, 1,600 ms
-debounce) would hold a line back for up to 1.6 s. A safety re-check every ``poll_s``
-seconds reads the file even without a notification, so a missed one (a writer to the
-old file after a rename, a parent directory created late, a file system without
-inotify) delays a line by at most ``poll_s`` and never stalls the tail.
+How a change is noticed: the file's parent directory is watched, non-recursively, for
+changes to paths whose name starts with the file's name (``agent.log``, and
+``agent.log.1`` once logrotate has renamed it). On Linux an inotify(7) descriptor (the
+``inotify_simple`` library) is read by the event loop itself (``add_reader``): no
+thread, no polling, a few tens of microseconds per notification, which matters with a
+hundred tails on a machine (a ``make bench-scale`` finding: watchfiles' Rust loop woke
+every ``STEP_MS`` to take the GIL and handed each change over through an anyio worker
+thread, about 1 ms of CPU per line at 50 lines/s). Elsewhere ``watchfiles`` does it: its
+loop checks for changes every ``STEP_MS`` and returns a batch once a step passes without
+a new one, or after ``DEBOUNCE_MS`` in a steady stream (its defaults, 50 ms step and
+1,600 ms debounce, would hold a line back for up to 1.6 s), in one of anyio's worker
+threads (its default limiter allows 40). A safety re-check every ``poll_s`` seconds
+reads the file even without a notification, so a missed one (a writer to the old file
+after a rename, a parent directory created late, a file system without inotify, no
+inotify instance left for this user) delays a line by at most ``poll_s`` and never
+stalls the tail.
 
-Each tail holds one of anyio's worker threads while it runs (watchfiles waits for
-changes in a thread; anyio's default limiter allows 40), and reads the file on the event
-loop: reads of a local file do not block for long, and they are done in 1 MiB chunks.
+Each tail reads the file on the event loop: reads of a local file do not block for
+long, and they are done in 1 MiB chunks.
 
 Rotation and truncation (generations): the first file read is generation 0.
 
@@ -44,6 +50,7 @@ import asyncio
 import contextlib
 import os
 import stat
+import sys
 from collections.abc import AsyncGenerator, Iterator
 from pathlib import Path
 
@@ -57,6 +64,28 @@ DEBOUNCE_MS = 20
 """Longest watchfiles groups a steady stream of changes before reporting them, ms."""
 
 _CHUNK = 1 << 20  # bytes per read: bounds the time one read keeps the event loop busy
+
+# inotify(7) on Linux, through the inotify_simple library.
+if sys.platform.startswith("linux"):
+    from inotify_simple import INotify
+    from inotify_simple import flags as _in
+
+    _IN_MASK = (
+        _in.MODIFY
+        | _in.ATTRIB
+        | _in.CLOSE_WRITE
+        | _in.MOVED_FROM
+        | _in.MOVED_TO
+        | _in.CREATE
+        | _in.DELETE
+        | _in.DELETE_SELF
+        | _in.MOVE_SELF
+        | _in.ONLYDIR
+    )
+    _IN_GONE = _in.DELETE_SELF | _in.MOVE_SELF | _in.IGNORED  # the directory itself went
+    _IN_Q_OVERFLOW = _in.Q_OVERFLOW  # events were dropped: anything may have changed
+else:  # pragma: no cover - watchfiles does it elsewhere
+    INotify = None
 
 
 class Line(msgspec.Struct, frozen=True):
@@ -138,39 +167,89 @@ async def _forward(stop: asyncio.Event, wake: asyncio.Event) -> None:
 
 
 async def _watch(path: Path, wake: asyncio.Event, done: asyncio.Event, poll_s: float) -> None:
-    """Set ``wake`` whenever watchfiles reports a change to ``path`` (or a rotated copy).
+    """Set ``wake`` whenever ``path`` (or a rotated copy) changes, until ``done`` is set.
 
-    While the parent directory is missing, or after it was deleted (its inotify watch is
-    then gone), look for it again every ``poll_s``.
+    inotify on the event loop on Linux (:func:`_inotify`), else watchfiles
+    (:func:`_watchfiles`). While the parent directory is missing, or after it was deleted
+    (its watch is then gone), or when no watch can be set up, look again every ``poll_s``.
     """
     name = path.name
     parent = os.path.abspath(path.parent)
+    while not done.is_set():
+        if os.path.isdir(parent):
+            # OSError: the directory vanished while the watch was being armed, or the
+            # user's inotify instances are used up (the poll below still reads the file).
+            with contextlib.suppress(OSError):
+                if INotify is not None:
+                    await _inotify(parent, name, wake, done)
+                else:
+                    await _watchfiles(parent, name, wake, done)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(poll_s):
+                await done.wait()
+        wake.set()
+
+
+async def _inotify(parent: str, name: str, wake: asyncio.Event, done: asyncio.Event) -> None:
+    """Watch ``parent`` with an inotify descriptor (``inotify_simple``) read by the event
+    loop; return when ``done`` is set or the directory is gone.
+
+    Raises:
+        OSError: the descriptor or the watch cannot be made (e.g. ``EMFILE``: the user's
+            ``fs.inotify.max_user_instances`` are used up; ``ENOENT``: no directory).
+    """
+    inotify = INotify(nonblocking=True)  # OSError (EMFILE: no instance left) goes up
+    loop = asyncio.get_running_loop()
+    gone = asyncio.Event()
+
+    def on_events() -> None:
+        try:
+            events = inotify.read(timeout=0)
+        except BlockingIOError:
+            return
+        for event in events:
+            if event.mask & _IN_GONE:
+                gone.set()
+            if event.mask & (_IN_GONE | _IN_Q_OVERFLOW) or event.name.startswith(name):
+                wake.set()
+
+    try:
+        inotify.add_watch(parent, _IN_MASK)
+        loop.add_reader(inotify.fileno(), on_events)
+        try:
+            waits = {asyncio.ensure_future(gone.wait()), asyncio.ensure_future(done.wait())}
+            try:
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for w in waits:
+                    w.cancel()
+        finally:
+            loop.remove_reader(inotify.fileno())
+    finally:
+        inotify.close()
+
+
+async def _watchfiles(parent: str, name: str, wake: asyncio.Event, done: asyncio.Event) -> None:
+    """Watch ``parent`` with watchfiles (a thread); return when ``done`` is set or the
+    directory is gone."""
     parent_gone = (Change.deleted, parent)
 
     def relevant(_change: Change, changed: str) -> bool:
         return os.path.basename(changed).startswith(name) or changed == parent
 
-    while not done.is_set():
-        if os.path.isdir(parent):
-            changes_of = awatch(
-                parent,
-                watch_filter=relevant,
-                debounce=DEBOUNCE_MS,
-                step=STEP_MS,
-                stop_event=done,
-                recursive=False,
-            )
-            # OSError: the directory vanished while the watch was being armed.
-            with contextlib.suppress(OSError):
-                async with contextlib.aclosing(changes_of):
-                    async for changes in changes_of:
-                        wake.set()
-                        if parent_gone in changes:
-                            break
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(poll_s):
-                await done.wait()
-        wake.set()
+    changes_of = awatch(
+        parent,
+        watch_filter=relevant,
+        debounce=DEBOUNCE_MS,
+        step=STEP_MS,
+        stop_event=done,
+        recursive=False,
+    )
+    async with contextlib.aclosing(changes_of):
+        async for changes in changes_of:
+            wake.set()
+            if parent_gone in changes:
+                break
 
 
 class _Follower:

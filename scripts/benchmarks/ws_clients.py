@@ -50,7 +50,8 @@ class Message(msgspec.Struct):
 @dataclass
 class Reader:
     """One client's counts; ``lat`` holds the latency of its measured events whose seq is a
-    multiple of ``LAT_SAMPLE``, s."""
+    multiple of ``LAT_SAMPLE`` (or :func:`read_all`'s ``sample``), s, and ``lat_seqs``
+    their seqs."""
 
     head: int  # the seq of its caught_up: live events follow from head + 1
     last_seq: int
@@ -60,6 +61,7 @@ class Reader:
     resyncs: int = 0
     finished_at: float = 0.0  # monotonic time the final event arrived; 0 = it did not
     lat: array.array[float] = field(default_factory=lambda: array.array("d"))
+    lat_seqs: array.array[int] = field(default_factory=lambda: array.array("q"))  # seq per lat
 
     def kept_up(self, final: int, deadline: float) -> bool:
         """Every event up to ``final``, in order, no resync, the last by ``deadline``."""
@@ -71,8 +73,13 @@ class Reader:
         )
 
 
-async def read_all(ws: aiohttp.ClientWebSocketResponse, r: Reader, final: list[int]) -> None:
-    """Read until the server closes, or the event ``final[0]`` (once known) arrived."""
+async def read_all(
+    ws: aiohttp.ClientWebSocketResponse, r: Reader, final: list[int], sample: int = LAT_SAMPLE
+) -> None:
+    """Read until the server closes, or the event ``final[0]`` (once known) arrived.
+
+    The latency is recorded for the events whose seq is a multiple of ``sample``.
+    """
     import aiohttp
 
     decode = msgspec.json.Decoder(Message | list[Message]).decode  # a frame: one or many
@@ -94,8 +101,9 @@ async def read_all(ws: aiohttp.ClientWebSocketResponse, r: Reader, final: list[i
                 r.gaps += 1
             r.last_seq = m.seq
             r.received += 1
-            if not m.seq % LAT_SAMPLE and m.type == "worker_activity" and m.objective_id != WARMUP:
+            if not m.seq % sample and m.type == "worker_activity" and m.objective_id != WARMUP:
                 r.lat.append(now - m.ts)
+                r.lat_seqs.append(m.seq)
             if final[0] and m.seq >= final[0]:
                 r.finished_at = time.monotonic()
                 return
@@ -154,15 +162,17 @@ async def ws_clients(
     barrier: Barrier,
     emitted: MpEvent,
     final_seq: Synchronized[int],
+    sample: int = LAT_SAMPLE,
 ) -> Result:
     """A client process: ``count`` readers (and the stalled client with ``stall``).
 
     Connects every client (reads to its ``caught_up``), waits at ``barrier``, reads
     until ``emitted`` is set and then up to ``DRAIN_S`` more for the event
     ``final_seq``; closes everything and returns the counts, the latencies (as the
-    bytes of ``array("d")``, s) of the clients that kept up and of all of them, and,
-    for the lower bounds of the events a client had not received, each client's last
-    seq and the time (Unix s) its reading stopped.
+    bytes of ``array("d")``, s) of the clients that kept up and of all of them, with
+    the seq of each (``array("q")``; events whose seq is a multiple of ``sample``),
+    and, for the lower bounds of the events a client had not received, each client's
+    last seq and the time (Unix s) its reading stopped.
     """
     import aiohttp
 
@@ -180,7 +190,7 @@ async def ws_clients(
         sockets = [ws for ws, _ in connected]
         readers = [Reader(head=head, last_seq=head) for _, head in connected]
         tasks = [
-            asyncio.create_task(read_all(ws, r, final))
+            asyncio.create_task(read_all(ws, r, final, sample))
             for ws, r in zip(sockets, readers, strict=True)
         ]
         await loop.run_in_executor(None, barrier.wait)
@@ -202,12 +212,15 @@ async def ws_clients(
         if stalled is not None:
             stalled.close()
     lat_kept, lat_all = array.array("d"), array.array("d")
+    seqs_kept, seqs_all = array.array("q"), array.array("q")
     kept = 0
     for r in readers:
         lat_all.extend(r.lat)
+        seqs_all.extend(r.lat_seqs)
         if r.kept_up(final[0], deadline):
             kept += 1
             lat_kept.extend(r.lat)
+            seqs_kept.extend(r.lat_seqs)
     return {
         "kept_up": kept,
         "received": sum(r.received for r in readers),
@@ -220,5 +233,7 @@ async def ws_clients(
         "stopped": stopped,
         "lat_kept": lat_kept.tobytes(),
         "lat_all": lat_all.tobytes(),
+        "lat_kept_seqs": seqs_kept.tobytes(),
+        "lat_all_seqs": seqs_all.tobytes(),
         "cpu": cpu,
     }
