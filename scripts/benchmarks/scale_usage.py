@@ -19,20 +19,11 @@ from dataclasses import dataclass, field
 import psutil
 
 from benchmarks.machine import busy_share
+from benchmarks.team_load import KINDS as ACTOR_KINDS
 
 SAMPLE_S = 1.0
 
-KINDS = (
-    "journal",
-    "planner",
-    "scope_validator",
-    "scheduler",
-    "reporter",
-    "broadcaster",
-    "worker",
-    "log_monitor",
-    "supervisor",
-)
+KINDS = (*ACTOR_KINDS, "supervisor")
 """Actor kinds in table order: an actor ``worker.w001`` is of kind ``worker``."""
 
 
