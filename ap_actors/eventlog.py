@@ -6,10 +6,17 @@ Source: ``DESIGN.md``, "The event log and the bus". Layout of the environment
 ``events``    seq (8 bytes big-endian) -> msgpack record ``{"seq", "appended_at", "event"}``
 ``ids``       event id (UTF-8) -> seq (8 bytes): idempotent appends
 ``sessions``  session id (UTF-8) + NUL + seq (8 bytes) -> b"": the per-session index
+``types``     event type (UTF-8) + NUL + seq (8 bytes) -> b"": the by-type index (what
+              EventStoreDB calls the ``$et-`` streams): a topic-filtered read visits only
+              the matching records, never the others
 ``snapshots`` name (UTF-8) -> msgpack :class:`Snapshot`
 ``meta``      ``b"log_id"`` -> the log's identity: 32 hex characters drawn at random
               when the writer first opens the log; a copy of the log keeps it, a new
-              log in the same directory gets another (actor snapshots record it)
+              log in the same directory gets another (actor snapshots record it).
+              ``b"types_upto"`` -> seq (8 bytes): every record up to it is in ``types``
+              (written in the append's transaction). A log from before the index gets it
+              built when a writer of this version opens it; records after ``types_upto``
+              (appended by an older writer) are filtered by reading their heads.
 
 Actors keep their snapshots in files of their own, not in ``snapshots``
 (:mod:`ap_actors.snapshots` says why). Only the journal process writes; any number of
@@ -51,7 +58,10 @@ MAX_READERS = 1024
 _CHUNK = 1024  # records read per read transaction, so no reader pins old pages for long
 _DB_NAMES = (b"events", b"ids", b"sessions", b"snapshots")
 _META = b"meta"  # opened apart: a log written before it existed has none
+_TYPES = b"types"  # the same
 _LOG_ID = b"log_id"
+_TYPES_UPTO = b"types_upto"
+_INDEX_BATCH = 20_000  # records indexed per write transaction when building the index
 _FLOAT64 = struct.Struct(">d")
 _RECORD_HEAD = b"\x83\xa3seq\xcf"  # fixmap(3), "seq", uint64 follows
 _RECORD_TIME = b"\xabappended_at\xcb"  # "appended_at", float64 follows
@@ -146,7 +156,7 @@ def _open_env(path: Path, readonly: bool, map_size: int, durability: str) -> _Sh
             env = lmdb.open(
                 str(path),
                 map_size=map_size,
-                max_dbs=len(_DB_NAMES) + 1,
+                max_dbs=len(_DB_NAMES) + 2,
                 max_readers=MAX_READERS,
                 readonly=readonly,
                 sync=durability == "fsync",
@@ -161,6 +171,9 @@ def _open_env(path: Path, readonly: bool, map_size: int, durability: str) -> _Sh
             meta = _open_meta(env, readonly)
             if meta is not None:
                 dbs[_META] = meta
+                types = _open_types(env, dbs[b"events"], meta, readonly, path)
+                if types is not None:
+                    dbs[_TYPES] = types
         except lmdb.Error as e:
             raise EventLogError(f"cannot open event log {path}: {e}") from e
         shared = _SharedEnv(env, dbs, readonly, 1, threading.RLock(), cleared)
@@ -181,6 +194,59 @@ def _open_meta(env: Any, readonly: bool) -> Any:
         with env.begin(write=True) as txn:
             txn.put(_LOG_ID, secrets.token_hex(16).encode(), db=db, overwrite=False)
     return db
+
+
+def _open_types(env: Any, events: Any, meta: Any, readonly: bool, path: Path) -> Any:
+    """Open the by-type index; the writer first indexes the records it lacks.
+
+    Returns None for a reader of a log whose writer has not created the index yet.
+    """
+    try:
+        db = env.open_db(_TYPES, create=not readonly)
+    except lmdb.NotFoundError:
+        return None
+    if readonly:
+        return db
+    with env.begin() as txn:
+        upto = txn.get(_TYPES_UPTO, db=meta)
+        cur = txn.cursor(db=events)
+        last = unpack_seq(cur.key()) if cur.last() else 0
+    done = 0 if upto is None else unpack_seq(upto)
+    if done >= last:
+        if upto is None:
+            with env.begin(write=True) as txn:
+                txn.put(_TYPES_UPTO, pack_seq(last), db=meta)
+        return db
+    log.info("indexing records %d to %d of %s by type", done + 1, last, path)
+    head = CODEC.decode_head
+    while done < last:
+        with env.begin(write=True) as txn:
+            cur = txn.cursor(db=events)
+            rows = []
+            if cur.set_range(pack_seq(done + 1)):
+                for key, data in islice(cur.iternext(), _INDEX_BATCH):
+                    rows.append((head(data).event.type.encode() + b"\x00" + key, b""))
+                    done = unpack_seq(key)
+            txn.cursor(db=db).putmulti(rows)
+            txn.put(_TYPES_UPTO, pack_seq(done if rows else last), db=meta)
+            if not rows:
+                break
+    return db
+
+
+def _matching_types(cur: Any, prefixes: list[bytes]) -> list[bytes]:
+    """The ``type + NUL`` keys of the by-type index whose type starts with a prefix."""
+    found: set[bytes] = set()
+    for prefix in prefixes:
+        ok = cur.set_range(prefix)
+        while ok:
+            key = cur.key()
+            if not key.startswith(prefix):
+                break
+            type_key = key[: key.index(b"\x00") + 1]
+            found.add(type_key)
+            ok = cur.set_range(type_key[:-1] + b"\x01")  # past every seq of this type
+    return sorted(found)
 
 
 def _close_env(path: Path) -> None:
@@ -418,6 +484,15 @@ class EventLog:
         ]
         if sessions:
             txn.cursor(db=self._sessions).putmulti(sessions)
+        types = self._shared.dbs.get(_TYPES)
+        if types is not None and appended:
+            txn.cursor(db=types).putmulti(
+                [
+                    (item.topic + b"\x00" + key, b"")
+                    for item, (_, _, _, key) in zip(items, appended, strict=True)
+                ]
+            )
+            txn.put(_TYPES_UPTO, appended[-1][3], db=self._shared.dbs[_META])
 
     # --- reading --------------------------------------------------------------------
 
@@ -511,11 +586,19 @@ class EventLog:
         prefixes = tuple(topics) if topics else ()
         if session_id is not None:
             chunks = self._session_chunks(session_id.encode(), since, until)
+        elif prefixes:
+            yield from self._type_chunks(prefixes, since, until)
+            return
         else:
             chunks = self._seq_chunks(since, until)
         if not prefixes:
             yield from chunks
             return
+        yield from self._head_filtered(chunks, prefixes)
+
+    @staticmethod
+    def _head_filtered(chunks: Iterable[_Chunk], prefixes: tuple[str, ...]) -> Iterator[_Chunk]:
+        """Keep the records whose event type starts with a prefix (decodes each head)."""
         head = CODEC.decode_head
         for chunk in chunks:
             kept = [item for item in chunk if head(item[1]).event.type.startswith(prefixes)]
@@ -556,6 +639,79 @@ class EventLog:
             if len(chunk) < _CHUNK:
                 return
             pos = unpack_seq(chunk[-1][0])
+
+    def _types_db(self) -> tuple[Any, int] | None:
+        """The by-type index and the seq it is complete up to; None without one."""
+        dbs = self._shared.dbs
+        with self._shared.lock:
+            if _TYPES not in dbs:  # the writer may have created it since this opened
+                try:
+                    if _META not in dbs:
+                        dbs[_META] = self._env.open_db(_META, create=False)
+                    dbs[_TYPES] = self._env.open_db(_TYPES, create=False)
+                except lmdb.NotFoundError:
+                    return None
+                except lmdb.Error as e:
+                    raise EventLogError(f"cannot read event log {self.path}: {e}") from e
+            with self._begin() as txn:
+                upto = txn.get(_TYPES_UPTO, db=dbs[_META])
+        return None if upto is None else (dbs[_TYPES], unpack_seq(upto))
+
+    def _type_chunks(
+        self, prefixes: tuple[str, ...], since: int, until: int | None
+    ) -> Iterator[_Chunk]:
+        """Records of the matching types through the by-type index, in seq order.
+
+        Each transaction lists the matching types (a seek per type, skipping the rest),
+        takes at most ``_CHUNK`` seqs of each after ``pos``, keeps those below the first
+        truncated type's last one (so that the merge is complete), and reads them.
+        Records after the index's ``types_upto`` are filtered by their heads.
+        """
+        index = self._types_db()
+        if index is None:
+            yield from self._head_filtered(self._seq_chunks(since, until), prefixes)
+            return
+        db, upto = index
+        stop = upto if until is None else min(until, upto)
+        wanted = [p.encode() for p in prefixes]
+        pos = since
+        while pos < stop:
+            bound = pack_seq(stop)
+            start = pack_seq(pos + 1)
+            chunk: _Chunk = []
+            more = False
+            with self._shared.lock, self._begin() as txn:
+                cur = txn.cursor(db=db)
+                seqs: list[bytes] = []
+                for type_key in _matching_types(cur, wanted):
+                    found = 0
+                    if cur.set_range(type_key + start):
+                        for key in cur.iternext(keys=True, values=False):
+                            if not key.startswith(type_key):
+                                break
+                            seq = key[len(type_key) :]
+                            if seq > bound:
+                                break
+                            seqs.append(seq)
+                            found += 1
+                            if found >= _CHUNK:
+                                more = True
+                                bound = min(bound, seq)
+                                break
+                seqs = sorted({s for s in seqs if s <= bound})
+                get, events = txn.get, self._events
+                for seq in seqs:
+                    data = get(seq, db=events)
+                    if data is not None:
+                        chunk.append((seq, data))
+            if chunk:
+                yield chunk
+            if not more:
+                break
+            pos = unpack_seq(bound)
+        if until is None or until > upto:
+            tail = self._seq_chunks(max(since, upto), until)
+            yield from self._head_filtered(tail, prefixes)
 
     def _session_chunks(self, session: bytes, since: int, until: int | None) -> Iterator[_Chunk]:
         prefix = session + b"\x00"

@@ -214,7 +214,10 @@ class Subscriber:
                 if seq <= self._covered:
                     continue
                 if seq > self._covered + 1:
-                    async for record in self._fill_gap():
+                    # Another topic's records (the SUB filter dropped them), or records
+                    # ZeroMQ lost: read the range from the log (its by-type index skips
+                    # the other topics' records without reading them).
+                    async for record in self._fill_gap(seq - 1):
                         yield record
                     if seq <= self._covered:
                         continue
@@ -233,10 +236,11 @@ class Subscriber:
             return topic_of(record.event).startswith(self.topics)
         return True
 
-    async def _fill_gap(self) -> AsyncIterator[Record]:
-        """Catch up after a jump or an idle spell, counting a gap if records were missed."""
+    async def _fill_gap(self, until: int | None = None) -> AsyncIterator[Record]:
+        """Catch up to ``until`` (None = the log's end) after a jump or an idle spell,
+        counting a gap if records were missed."""
         first = True
-        async for record in self._catch_up():
+        async for record in self._catch_up(until):
             if first:
                 self.gaps_filled += 1
                 first = False

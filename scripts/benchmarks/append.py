@@ -22,7 +22,7 @@ import psutil
 
 from ap_actors.bus import Emitter
 from ap_actors.eventlog import EventLog
-from ap_actors.events import CODEC, Event, RawRecord, WorkerActivity, new_id
+from ap_actors.events import CODEC, Event, RawRecord, WorkerActivity, new_id, topic_of
 from ap_actors.protocol import pack_seq
 from benchmarks.common import Row, activity, median, row, spread, stamped_events
 from benchmarks.machine import busy_share
@@ -140,12 +140,13 @@ def run_journal_append(tmp: Path, rep: int) -> AppendRun:
 
 @dataclass
 class StoredItem:
-    """One event as the event log stores it: three keys and the record."""
+    """One event as the event log stores it: four keys and the record."""
 
     key: bytes  # seq, 8 bytes
     record: bytes  # msgpack record
     event_id: bytes
     session_key: bytes  # session id + NUL + seq
+    type_key: bytes  # event type + NUL + seq
     session_id: str
     raw: bytes  # the event map
 
@@ -163,6 +164,7 @@ def stored_items(events: Sequence[Event]) -> list[StoredItem]:
                 CODEC.encode(RawRecord(seq, now, msgspec.Raw(raw))),
                 e.id.encode(),
                 e.session_id.encode() + b"\x00" + key,
+                topic_of(e).encode() + b"\x00" + key,
                 e.session_id,
                 raw,
             )
@@ -171,12 +173,15 @@ def stored_items(events: Sequence[Event]) -> list[StoredItem]:
 
 
 def run_raw_lmdb(tmp: Path, rep: int, items: Sequence[StoredItem]) -> float:
-    """Events/s of the bare LMDB loop: one sync txn per 1,000 events, three puts each."""
+    """Events/s of the bare LMDB loop: one sync txn per 1,000 events, four puts each
+    (the record, the id, the session and the by-type index rows)."""
     path = tmp / f"raw-lmdb-{rep}"
     env = lmdb.open(
-        str(path), map_size=1 << 30, max_dbs=4, sync=True, metasync=True, readahead=False
+        str(path), map_size=1 << 30, max_dbs=5, sync=True, metasync=True, readahead=False
     )
-    events, ids, sessions = (env.open_db(n) for n in (b"events", b"ids", b"sessions"))
+    events, ids, sessions, types = (
+        env.open_db(n) for n in (b"events", b"ids", b"sessions", b"types")
+    )
     start = time.perf_counter()
     for i in range(0, len(items), RAW_LMDB_BATCH):
         with env.begin(write=True) as txn:
@@ -185,6 +190,7 @@ def run_raw_lmdb(tmp: Path, rep: int, items: Sequence[StoredItem]) -> float:
                 put(it.key, it.record, db=events, append=True)
                 put(it.event_id, it.key, db=ids)
                 put(it.session_key, b"", db=sessions)
+                put(it.type_key, b"", db=types)
     seconds = time.perf_counter() - start
     env.close()
     shutil.rmtree(path, ignore_errors=True)
@@ -249,7 +255,7 @@ def bench_append(tmp: Path) -> list[Row]:
             f" {sum(x.resends for x in journal)}; log count verified",
         ),
         row(
-            "raw LMDB loop, 1,000/txn, sync, 3 puts",
+            "raw LMDB loop, 1,000/txn, sync, 4 puts",
             r,
             "events/s",
             None,
