@@ -26,9 +26,7 @@ from ap_actors.events import (
     RequestSubmitted,
     new_id,
 )
-from ap_actors.planning import load_plan_file
 from ap_actors.projections import SessionView
-from ap_actors.scope import find_conflicts
 from ap_actors.team import Team
 from ap_actors.worktrees import repo_root, resolve_commit
 
@@ -76,6 +74,11 @@ def prepare_submission(
         )
     plan_file = None
     if plan:
+        # Imported here: planning and the scope algebra are a tenth of the dashboard
+        # process's memory (about 4 MB), and a plan file comes with few submissions.
+        from ap_actors.planning import load_plan_file
+        from ap_actors.scope import find_conflicts
+
         path = Path(plan).expanduser().absolute()
         conflicts = find_conflicts(load_plan_file(path, team).objectives)
         if conflicts and not resolve_conflicts:
