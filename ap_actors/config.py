@@ -23,6 +23,10 @@ Shape of ``ap.toml`` (all tables optional)::
     backoff_initial_s = 0.1     # first restart delay, doubled per quick crash
     backoff_max_s = 5.0
     stop_timeout_s = 10.0       # SIGTERM -> SIGKILL grace per actor at shutdown
+    priority = true             # run the serial actors (journal, broadcaster, scheduler)
+                                # 10 nice levels above the workers, log monitors and
+                                # agents: lowered when permitted (CAP_SYS_NICE or
+                                # RLIMIT_NICE), else the per-agent actors are raised
 
     [pipeline]
     enabled = true              # run the AP pipeline actors: planner, scope_validator,
@@ -78,6 +82,7 @@ class SupervisorConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     backoff_initial_s: float = 0.1
     backoff_max_s: float = 5.0
     stop_timeout_s: float = 10.0
+    priority: bool = True  # Serial actors 10 nice levels above per-agent ones (docstring).
 
 
 class PipelineConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -21,6 +21,7 @@ from typing import Any
 import msgspec
 import zmq
 import zmq.asyncio
+from zmq.utils.monitor import parse_monitor_message
 
 from ap_actors import protocol as P
 from ap_actors.errors import BusError, RejectedError
@@ -63,12 +64,13 @@ class _Pending:
 class _Batch:
     """One ``append`` request in flight."""
 
-    __slots__ = ("attempts", "items", "sent_at")
+    __slots__ = ("attempts", "items", "timeouts", "waiting_since")
 
     def __init__(self, items: list[_Pending]) -> None:
         self.items = items
-        self.attempts = 0
-        self.sent_at = 0.0
+        self.attempts = 0  # sends
+        self.timeouts = 0  # ack timeouts so far: each doubles the next wait
+        self.waiting_since = 0.0  # monotonic time of the last send or ack timeout
 
 
 class Emitter:
@@ -76,11 +78,16 @@ class Emitter:
 
     Concurrent :meth:`emit` calls are coalesced into batches, and up to
     ``max_in_flight`` batches are sent before the first ack comes back (replies arrive
-    in order). If the oldest batch gets no reply within ``ack_timeout`` seconds, the
-    DEALER socket is closed, a new one connects, and every unacknowledged batch is sent
-    again with the *same* event ids (the ZeroMQ guide's Lazy Pirate, pipelined). The
-    journal acknowledges an id it already holds with its original seq, so each event is
-    appended exactly once even when the journal restarted in between.
+    in order). A batch is sent again only when the journal looks gone: its connection
+    dropped (it exited or restarted; or ZeroMQ heartbeats went unanswered for
+    ``heartbeat_timeout`` seconds), or the ack timed out while no connection was up.
+    Then the DEALER socket is closed (late replies with it), a new one connects, and
+    every unacknowledged batch is sent again with the *same* event ids (the ZeroMQ
+    guide's Lazy Pirate, pipelined). The journal acknowledges an id it already holds
+    with its original seq, so each event is appended exactly once even when the journal
+    restarted in between. A journal that is connected but slow is not sent anything
+    again (that would only add to its work): the emitter keeps waiting, and each ack
+    timeout doubles the next one, up to ``max_ack_timeout``.
 
     Order: the events of one emitter are appended in the order emitted, except that a
     batch the journal could not store (``storage_error``, e.g. a full disk) is sent again
@@ -89,10 +96,16 @@ class Emitter:
     Args:
         ingest: the ingest endpoint, e.g. ``tcp://127.0.0.1:5555``.
         source: stamped on events whose ``source`` is empty.
-        ack_timeout: seconds to wait for an ack before resending.
-        max_attempts: sends of one batch before giving up with :class:`BusError`;
-            None = retry until acknowledged or the emitter is closed.
+        ack_timeout: seconds to wait for the first ack before logging that the journal
+            is slow (and resending if it is not connected); doubled per timeout.
+        max_ack_timeout: the longest wait between two ack timeouts, seconds.
+        max_attempts: ack timeouts of one batch before giving up with
+            :class:`BusError`; None = wait until acknowledged or the emitter is closed.
         max_in_flight: batches sent and not yet acknowledged, at most.
+        heartbeat_ivl, heartbeat_timeout: seconds between ZeroMQ heartbeats on the
+            connection, and without any traffic from the journal before the
+            connection counts as dropped (ZMQ_HEARTBEAT_IVL, ZMQ_HEARTBEAT_TIMEOUT;
+            the journal's ZeroMQ I/O thread answers, however busy the journal is).
         max_batch_events, max_batch_bytes: the journal's limits of one request.
     """
 
@@ -102,8 +115,11 @@ class Emitter:
         *,
         source: str,
         ack_timeout: float = 2.0,
+        max_ack_timeout: float = 30.0,
         max_attempts: int | None = None,
         max_in_flight: int = 4,
+        heartbeat_ivl: float = 1.0,
+        heartbeat_timeout: float = 10.0,
         max_batch_events: int = P.DEFAULT_MAX_BATCH_EVENTS,
         max_batch_bytes: int = P.DEFAULT_MAX_BATCH_BYTES,
         context: zmq.asyncio.Context | None = None,
@@ -111,18 +127,26 @@ class Emitter:
         self.ingest = ingest
         self.source = source
         self.ack_timeout = ack_timeout
+        self.max_ack_timeout = max(max_ack_timeout, ack_timeout)
         self.max_attempts = max_attempts
+        self.heartbeat_ivl = heartbeat_ivl
+        self.heartbeat_timeout = heartbeat_timeout
         self.max_in_flight = max(1, max_in_flight)
         self.max_batch_events = max_batch_events
         self.max_batch_bytes = max_batch_bytes
         self._max_payload = max_batch_bytes - 16  # room for the msgpack array header
         self.ctx = context or zmq_context()
-        self.resends = 0  # batches sent again after a timeout (for tests and metrics)
+        self.resends = 0  # times the in-flight batches were sent again (tests, metrics)
+        self.timeouts = 0  # ack timeouts (a slow or absent journal)
         self._queue: deque[_Pending] = deque()
         self._in_flight: deque[_Batch] = deque()
         self._wakeup = asyncio.Event()  # work to send, or room in flight
         self._replies_due = asyncio.Event()  # something is in flight
         self._sock: zmq.asyncio.Socket | None = None
+        self._monitor: zmq.asyncio.Socket | None = None  # the DEALER's connection events
+        self._monitor_now: zmq.Socket[bytes] | None = None  # the same, read without waiting
+        self._poller: zmq.asyncio.Poller | None = None  # replies and connection events
+        self._connected = False  # a ZMTP handshake succeeded and no drop since
         self._tasks: list[asyncio.Task[None]] = []
         self._closed = False
         self._storage_failures = 0  # consecutive storage_error replies: the back-off
@@ -210,8 +234,13 @@ class Emitter:
 
     def _reset_socket(self) -> None:
         if self._sock is not None:
+            with contextlib.suppress(zmq.ZMQError):
+                self._sock.disable_monitor()
             self._sock.close(linger=0)
-        self._sock = None
+        if self._monitor is not None:
+            self._monitor.close(linger=0)
+        self._sock = self._monitor = self._monitor_now = self._poller = None
+        self._connected = False
 
     def _socket(self) -> zmq.asyncio.Socket:
         if self._sock is None:
@@ -219,9 +248,38 @@ class Emitter:
             sock.setsockopt(zmq.LINGER, 0)
             sock.setsockopt(zmq.SNDHWM, 0)  # unlimited: a send never blocks
             sock.setsockopt(zmq.RCVHWM, 0)
+            sock.setsockopt(zmq.HEARTBEAT_IVL, int(self.heartbeat_ivl * 1000))
+            sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, int(self.heartbeat_timeout * 1000))
+            # Before connect, so that no connection event is missed.
+            self._monitor = sock.get_monitor_socket(
+                zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED
+            )
+            self._monitor_now = zmq.Socket.shadow(self._monitor.underlying)
             sock.connect(self.ingest)
+            self._poller = zmq.asyncio.Poller()
+            self._poller.register(sock, zmq.POLLIN)
+            self._poller.register(self._monitor, zmq.POLLIN)
             self._sock = sock
         return self._sock
+
+    def _dropped(self) -> bool:
+        """Read the connection events that arrived; return True if the connection dropped.
+
+        Called before every reply is read: libzmq reports a drop before it reconnects,
+        so a reply read after this returned False came over the connection its request
+        went out on (never from a restarted journal answering a request queued for the
+        old one, which would be matched to the wrong batch).
+        """
+        dropped = False
+        monitor = self._monitor_now
+        while monitor is not None and int(monitor.get(zmq.EVENTS)) & zmq.POLLIN:
+            event = parse_monitor_message(monitor.recv_multipart())["event"]
+            if event == zmq.EVENT_DISCONNECTED:
+                dropped = True
+                self._connected = False
+            elif event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+                self._connected = True
+        return dropped
 
     def _take_batch(self) -> _Batch:
         items: list[_Pending] = []
@@ -237,7 +295,7 @@ class Emitter:
     async def _transmit(self, batch: _Batch) -> None:
         sock = self._socket()
         batch.attempts += 1
-        batch.sent_at = time.monotonic()
+        batch.waiting_since = time.monotonic()
         payload = CODEC.encode([msgspec.Raw(p.data) for p in batch.items])
         # The async socket's own send (HWM 0: it never waits): a send through a shadow
         # socket would swallow the edge that wakes the reply loop's poll.
@@ -264,14 +322,17 @@ class Emitter:
                     await self._replies_due.wait()
                     continue
                 sock = self._socket()
+                poller = self._poller
+                assert poller is not None
                 # The journal answers in order: time out when the oldest batch has waited
-                # ack_timeout and no reply at all came meanwhile (a batch queued behind
-                # a slow group commit is not late yet).
+                # its ack timeout and no reply at all came meanwhile (a batch queued
+                # behind a slow group commit is not late yet).
                 wait_s = self._deadline() - time.monotonic()
-                if wait_s > 0 and await sock.poll(max(int(wait_s * 1000), 1)):
-                    await self._read_replies(sock)
+                if wait_s > 0 and await poller.poll(max(int(wait_s * 1000), 1)):
+                    if not await self._read_replies(sock):
+                        await self._resend_all("the connection to the journal dropped")
                 elif time.monotonic() >= self._deadline():
-                    await self._resend_all()
+                    await self._ack_timed_out()
         except asyncio.CancelledError:
             raise
         except Exception as e:  # never leave callers waiting forever on a bug
@@ -285,47 +346,70 @@ class Emitter:
 
     def _deadline(self) -> float:
         """Monotonic time at which the oldest batch in flight counts as unanswered."""
-        return max(self._in_flight[0].sent_at, self._progress_at) + self.ack_timeout
+        oldest = self._in_flight[0]
+        wait_s = min(self.ack_timeout * 2**oldest.timeouts, self.max_ack_timeout)
+        return max(oldest.waiting_since, self._progress_at) + wait_s
 
-    async def _read_replies(self, sock: zmq.asyncio.Socket) -> None:
+    async def _read_replies(self, sock: zmq.asyncio.Socket) -> bool:
+        """Read the replies that arrived; return False if the connection dropped."""
         while self._in_flight:
+            if self._dropped():
+                return False
             try:
                 frames = await sock.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
-                return
+                return True
             self._progress_at = time.monotonic()
             batch = self._in_flight.popleft()
             again = self._handle_reply(batch.items, frames)
             if again:  # not stored: first in line for the next batch
                 self._queue.extendleft(reversed(again))
             self._wakeup.set()
+        return True
 
-    async def _resend_all(self) -> None:
-        """Lazy Pirate: drop the socket (and late replies with it), resend what is due."""
-        async with self._sending:
-            if self._in_flight and time.monotonic() >= self._deadline():  # still late?
-                await self._resend_in_order()
-
-    async def _resend_in_order(self) -> None:
-        self.resends += 1
+    async def _ack_timed_out(self) -> None:
+        """The oldest batch waited its ack timeout: give up, resend, or wait longer."""
+        self._dropped()  # the connection state, up to date
         oldest = self._in_flight[0]
-        log.warning(
-            "no ack from the journal, resending",
-            extra={"attempt": oldest.attempts, "batches": len(self._in_flight)},
-        )
-        self._reset_socket()
-        if self.max_attempts is not None and oldest.attempts >= self.max_attempts:
+        waited = time.monotonic() - max(oldest.waiting_since, self._progress_at)
+        oldest.timeouts += 1
+        oldest.waiting_since = time.monotonic()
+        self.timeouts += 1
+        if self.max_attempts is not None and oldest.timeouts >= self.max_attempts:
             error = BusError(
-                f"no ack from the journal at {self.ingest} after {self.max_attempts} sends"
-                f" of {self.ack_timeout}s each; is the mesh running? (`ap status`)"
+                f"no ack from the journal at {self.ingest} after {oldest.timeouts} ack"
+                " timeouts; is the mesh running? (`ap status`)"
             )
-            for batch in self._in_flight:
-                self._fail(batch.items, error)
-            self._in_flight.clear()
+            async with self._sending:
+                self._reset_socket()  # late replies must not be matched to later batches
+                for batch in self._in_flight:
+                    self._fail(batch.items, error)
+                self._in_flight.clear()
             self._wakeup.set()
             return
-        for batch in list(self._in_flight):
-            await self._transmit(batch)
+        if not self._connected:
+            await self._resend_all("no ack and no connection to the journal")
+            return
+        log.warning(
+            "the journal is slow: no ack for %.1fs; waiting, not resending",
+            waited,
+            extra={"timeouts": oldest.timeouts, "batches": len(self._in_flight)},
+        )
+
+    async def _resend_all(self, why: str) -> None:
+        """Lazy Pirate: drop the socket (and late replies with it), resend what is due."""
+        async with self._sending:
+            self._reset_socket()
+            if not self._in_flight:
+                return
+            self.resends += 1
+            log.warning(
+                "%s: resending",
+                why,
+                extra={"attempt": self._in_flight[0].attempts, "batches": len(self._in_flight)},
+            )
+            for batch in list(self._in_flight):
+                await self._transmit(batch)
 
     def _handle_reply(self, batch: list[_Pending], frames: list[bytes]) -> list[_Pending]:
         """Resolve a batch from its reply; return what must be sent again."""

@@ -2,7 +2,10 @@
 
 Source: ``DESIGN.md``, "Processes". Start order: the journal first (it owns the log and
 the endpoints; once it has bound them the supervisor writes ``mesh.json``), then every
-enabled actor of the config in file order, each awaited until it reports ready. Policy:
+enabled actor of the config in file order, each awaited until it reports ready, except
+the per-agent actors (``worker.*``, ``log_monitor.*``): they come last and start
+concurrently, at most :func:`os.cpu_count` at a time (each start is ~0.2 s of CPU,
+mostly imports and the first fold: one at a time left cores idle). Policy:
 one-for-one, Erlang style. A crashed actor is restarted after an exponential back-off
 (``backoff_initial_s`` doubled per consecutive quick crash, at most ``backoff_max_s``;
 reset after a run of ``stable_after_s``). More than ``max_restarts`` restarts within
@@ -17,6 +20,13 @@ the live process table is kept in ``<state dir>/supervisor.json`` for ``ap statu
     {"pid", "started_at", "actors": [{"name", "pid", "restarts", "started_at", "state"}]}
 
 Each actor's stdout and stderr go to ``<state dir>/logs/<name>.log``.
+
+CPU priority (``[supervisor] priority``, on by default): the serial actors every event
+goes through (:data:`SERIAL_ACTORS`) run :data:`PRIORITY_STEP` nice levels above the
+per-agent actors and the agents they start, so that a hundred busy workers cannot starve
+the journal. Lowering a nice value needs ``CAP_SYS_NICE`` or ``RLIMIT_NICE``; without it
+the per-agent actors are raised by the same step instead (always allowed). Agents
+inherit their worker's nice value.
 """
 
 from __future__ import annotations
@@ -29,8 +39,9 @@ import signal
 import sys
 import time
 from collections import deque
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import msgspec
 
@@ -48,6 +59,10 @@ STATUS_FILE = "supervisor.json"
 EFFECTIVE_CONFIG = "mesh-config.json"  # the config the actors run with (JSON)
 READY_TIMEOUT_S = 60.0  # an actor that is not ready after this long failed to start
 STABLE_AFTER_S = 10.0  # a run this long resets the back-off
+SERIAL_ACTORS = frozenset({"journal", "broadcaster", "scheduler"})
+"""Actors that every event (or every session) goes through, one process each."""
+PER_AGENT_PREFIXES = ("worker.", "log_monitor.")  # the actors a team adds, per worker
+PRIORITY_STEP = 10  # nice levels between the serial and the per-agent actors
 
 ActorState = Literal["starting", "running", "backoff", "failed", "stopped"]
 
@@ -88,6 +103,87 @@ def ensure_no_mesh(state_dir: Path) -> None:
         f"a mesh is already running in {state_dir} (supervisor pid {running.pid});"
         " stop it with `ap down` or use another --state-dir"
     )
+
+
+class Priorities(NamedTuple):
+    """The nice values the supervisor gives its actors (None = left as inherited)."""
+
+    serial: int | None  # the journal, the broadcaster and the scheduler
+    per_agent: int | None  # workers and log monitors (and so the agents they start)
+
+    def of(self, name: str) -> int | None:
+        """Return the nice value for actor ``name`` (None = the supervisor's own)."""
+        if name in SERIAL_ACTORS:
+            return self.serial
+        if name.startswith(PER_AGENT_PREFIXES):
+            return self.per_agent
+        return None
+
+
+SetPriority = Callable[[int, int, int], None]  # os.setpriority's signature
+
+
+def choose_priorities(
+    journal_pid: int, base: int, setpriority: SetPriority = os.setpriority
+) -> Priorities:
+    """Give the journal priority over the per-agent actors, the best way permitted.
+
+    Tries to lower the journal's nice value (every thread of it) to ``base -
+    PRIORITY_STEP``. When that is not permitted (no ``CAP_SYS_NICE``, ``RLIMIT_NICE``
+    too low), the per-agent actors are to be raised to ``base + PRIORITY_STEP``
+    instead. Logs once, at info, which it did.
+
+    Args:
+        journal_pid: the journal's process id.
+        base: the supervisor's own nice value (what every actor inherits).
+        setpriority: :func:`os.setpriority`, injectable for tests.
+
+    Returns:
+        The nice values to give the serial and the per-agent actors.
+    """
+    lowered = max(base - PRIORITY_STEP, -20)
+    try:
+        renice(journal_pid, lowered, setpriority)
+    except PermissionError:
+        raised = min(base + PRIORITY_STEP, 19)
+        log.info(
+            "not permitted to lower the serial actors' nice value (no CAP_SYS_NICE or"
+            " RLIMIT_NICE); raising the workers' and log monitors' from %d to %d instead",
+            base,
+            raised,
+        )
+        return Priorities(serial=None, per_agent=raised)
+    log.info(
+        "serial actors (%s) run at nice %d, the other actors at %d",
+        ", ".join(sorted(SERIAL_ACTORS)),
+        lowered,
+        base,
+    )
+    return Priorities(serial=lowered, per_agent=None)
+
+
+def renice(pid: int, nice: int, setpriority: SetPriority = os.setpriority) -> None:
+    """Set the nice value of every thread of process ``pid``.
+
+    Linux keeps a nice value per thread, and ``setpriority(PRIO_PROCESS, pid)`` sets only
+    the main thread's; threads started later inherit their creator's.
+
+    Raises:
+        PermissionError: lowering it is not permitted.
+        ProcessLookupError: ``pid`` has exited.
+    """
+    setpriority(os.PRIO_PROCESS, pid, nice)  # the main thread first: new threads inherit
+    for tid in _threads(pid):
+        if tid != pid:
+            with contextlib.suppress(ProcessLookupError):  # a thread that just ended
+                setpriority(os.PRIO_PROCESS, tid, nice)
+
+
+def _threads(pid: int) -> Iterable[int]:
+    try:
+        return [int(t) for t in os.listdir(f"/proc/{pid}/task")]
+    except OSError:  # not Linux (the whole process has one value), or it has exited
+        return []
 
 
 class _Child:
@@ -134,6 +230,7 @@ class Supervisor:
         self._emits: set[asyncio.Task[Any]] = set()
         self._stop = asyncio.Event()
         self.exit_code = 0
+        self.priorities: Priorities | None = None  # decided when the journal starts
 
     # --- process handling -----------------------------------------------------------
 
@@ -174,6 +271,7 @@ class Supervisor:
                 stderr=log_file,
             )
         os.close(write_fd)
+        self._set_priority(child)
         loop = asyncio.get_running_loop()
         reader = asyncio.StreamReader()
         transport, _ = await loop.connect_read_pipe(
@@ -204,6 +302,41 @@ class Supervisor:
             self.mesh = msgspec.structs.replace(self.mesh, dashboard=dashboard)
             write_mesh(self.state_dir, self.mesh)
         return info
+
+    def _set_priority(self, child: _Child) -> None:
+        """Give a freshly started actor its nice value (see :func:`choose_priorities`)."""
+        assert child.proc is not None
+        if not self.config.supervisor.priority:
+            return
+        try:
+            if self.priorities is None:  # the journal, started first
+                base = os.getpriority(os.PRIO_PROCESS, 0)
+                self.priorities = choose_priorities(child.proc.pid, base)
+            elif (nice := self.priorities.of(child.name)) is not None:
+                renice(child.proc.pid, nice)
+        except OSError as e:  # it exited already: its start fails and says why
+            log.warning("cannot set the nice value of %s: %s", child.name, e)
+
+    async def _spawn_all(self, children: list[_Child], limit: int) -> None:
+        """Start ``children``, at most ``limit`` at a time; on a failure stop waiting.
+
+        Raises:
+            StartupError: one failed to start (the others' starts are cancelled; the
+                caller stops whatever runs).
+        """
+        slots = asyncio.Semaphore(limit)
+
+        async def start(child: _Child) -> None:
+            async with slots:
+                await self._spawn(child)
+
+        tasks = [asyncio.create_task(start(c), name=f"start-{c.name}") for c in children]
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _watch(self, child: _Child) -> None:
         """Wait for ``child`` to exit; restart it per the policy unless stopping."""
@@ -347,10 +480,13 @@ class Supervisor:
             self.emitter = Emitter(self.mesh.ingest, source="supervisor")
             assert journal.proc is not None
             self._emit(ActorStarted(actor="journal", pid=journal.proc.pid, argv=journal.argv))
-            for name in self.config.enabled_actors():
-                child = _Child(name, self._actor_argv(name))
-                self.children.append(child)
-                await self._spawn(child)
+            for name in self.config.enabled_actors():  # file order: shutdown reverses it
+                self.children.append(_Child(name, self._actor_argv(name)))
+            per_agent = [c for c in self.children if c.name.startswith(PER_AGENT_PREFIXES)]
+            for child in self.children[1:]:
+                if child not in per_agent:
+                    await self._spawn(child)
+            await self._spawn_all(per_agent, os.cpu_count() or 2)
         except BaseException:
             await self.shutdown()
             raise

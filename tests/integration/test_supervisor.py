@@ -5,17 +5,21 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import signal
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import psutil
+import pytest
 
 from ap_actors.bus import Emitter, Subscriber
 from ap_actors.eventlog import EventLog
 from ap_actors.events import ActorExited, ActorStarted, WorkerActivity, WorkerError, WorkerMetrics
 from ap_actors.mesh import read_mesh
+from ap_actors.supervisor import PRIORITY_STEP
 from tests.integration.conftest import AP, FREE_PORTS, Mesh, _env, wait_for
 
 COUNTER = """
@@ -356,3 +360,66 @@ def test_two_ap_up_racing_on_one_state_dir_start_one_mesh(mesh_factory: Any) -> 
     loser = next(err for code, _, err in results if code == 5)
     assert "already" in loser and "Traceback" not in loser
     assert [a["name"] for a in mesh.status()["actors"]] == ["journal"]
+
+
+TEAM_MESH = """
+[mesh]
+ingest = "tcp://127.0.0.1:*"
+bus = "tcp://127.0.0.1:*"
+replay = "tcp://127.0.0.1:*"
+dashboard = "http://127.0.0.1:*/"
+"""
+TEAM = "".join(f'[[workers]]\nid = "w{n}"\nagent = "command"\ncommand = "true"\n' for n in (1, 2))
+SERIAL = {"journal", "broadcaster", "scheduler"}
+# Runs a command without CAP_SYS_NICE, as a user who is not root (RLIMIT_NICE aside).
+WITHOUT_CAP_SYS_NICE = ["setpriv", "--bounding-set=-sys_nice", "--inh-caps=-sys_nice"]
+
+
+def _can_lower_nice(prefix: list[str]) -> bool:
+    lower = "import os; os.setpriority(os.PRIO_PROCESS, 0, os.getpriority(os.PRIO_PROCESS, 0) - 1)"
+    probe = subprocess.run([*prefix, sys.executable, "-c", lower], capture_output=True)
+    return probe.returncode == 0
+
+
+def _team_up(mesh_factory: Any, prefix: list[str]) -> tuple[Mesh, dict[str, list[int]]]:
+    """``ap up`` a pipeline with two workers; return it and its actors' threads' nice."""
+    mesh = mesh_factory()
+    mesh.config.write_text(TEAM_MESH)
+    team = mesh.config.with_name("team.toml")
+    team.write_text(TEAM)
+    up = [*AP, "up", "--detach", "--config", str(mesh.config), "--team", str(team)]
+    argv = [*prefix, *up, "--state-dir", str(mesh.state_dir)]
+    subprocess.run(argv, env=_env(), check=True, capture_output=True, timeout=120)
+    nice = {}
+    for actor in mesh.status()["actors"]:
+        threads = psutil.Process(actor["pid"]).threads()
+        nice[actor["name"]] = [os.getpriority(os.PRIO_PROCESS, t.id) for t in threads]
+    assert {"worker.w1", "log_monitor.w2", *SERIAL} <= set(nice)
+    return mesh, nice
+
+
+def test_the_serial_actors_are_lowered_below_the_workers_when_permitted(
+    mesh_factory: Any,
+) -> None:
+    if not _can_lower_nice([]):
+        pytest.skip("lowering a nice value is not permitted here (no CAP_SYS_NICE)")
+    base = os.getpriority(os.PRIO_PROCESS, 0)
+    _, nice = _team_up(mesh_factory, [])
+    for name, values in nice.items():  # every thread of each actor
+        lowered = max(base - PRIORITY_STEP, -20)
+        assert set(values) == {lowered if name in SERIAL else base}, name
+
+
+def test_without_the_privilege_the_workers_and_log_monitors_are_raised_instead(
+    mesh_factory: Any,
+) -> None:
+    prefix = WITHOUT_CAP_SYS_NICE if _can_lower_nice([]) else []  # root: drop it
+    if prefix and (shutil.which("setpriv") is None or _can_lower_nice(prefix)):
+        pytest.skip("cannot drop the privilege to lower nice values here")
+    base = os.getpriority(os.PRIO_PROCESS, 0)
+    mesh, nice = _team_up(mesh_factory, prefix)
+    for name, values in nice.items():  # every thread of each actor
+        per_agent = name.startswith(("worker.", "log_monitor."))
+        assert set(values) == {min(base + PRIORITY_STEP, 19) if per_agent else base}, name
+    log = (mesh.state_dir / "logs" / "supervisor.log").read_text()
+    assert "raising the workers' and log monitors'" in log
