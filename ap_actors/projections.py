@@ -270,13 +270,39 @@ def apply(view: SessionView, event: Event, seq: int = 0) -> SessionView:
     view.events += 1
     if seq:
         view.last_seq = seq
-    if event.ts > view.last_ts:
-        view.last_ts = event.ts
-    # A match tries its cases in order: the events of a busy log, activities and metrics
-    # samples, come first (the other cases are on other classes, so order is free).
+    ts = event.ts
+    if ts > view.last_ts:
+        view.last_ts = ts
+    # Most events of a busy log are activities (95% of a rebuild's): folded here, before
+    # the match and without a call (those took a sixth of a rebuild's fold). Event
+    # classes are final (a tagged union), so this type test is the match's isinstance.
+    if type(event) is WorkerActivity:
+        w = view.workers.get(event.worker_id)
+        if w is None:
+            w = _worker(view, event.worker_id)
+        w.activities += 1
+        tool = event.tool_name
+        if tool:
+            tools = w.tools_used
+            tools[tool] = tools.get(tool, 0) + 1
+        feed = w.feed  # the latest ACTIVITY_FEED, this one included
+        if len(feed) >= ACTIVITY_FEED:
+            del feed[: len(feed) - ACTIVITY_FEED + 1]
+        feed.append(
+            ActivityView(
+                seq=seq,
+                ts=ts,
+                activity_type=event.activity_type,
+                description=event.description,
+                tool_name=tool,
+                file_path=event.file_path,
+                objective_id=event.objective_id,
+            )
+        )
+        return view
+    # A match tries its cases in order: metrics samples, the next most frequent, come
+    # first (the other cases are on other classes, so order is free).
     match event:
-        case WorkerActivity():
-            _activity(view, event, seq)
         case WorkerMetrics():
             w = _worker(view, event.worker_id)
             w.cpu_percent = event.cpu_percent
@@ -437,27 +463,6 @@ def _objective_result(view: SessionView, event: ObjectiveCompleted | ObjectiveFa
         worker.status = "idle"
         worker.objective_id = ""
         worker.pid = 0
-
-
-def _activity(view: SessionView, event: WorkerActivity, seq: int) -> None:
-    w = view.workers.get(event.worker_id) or _worker(view, event.worker_id)
-    w.activities += 1
-    if event.tool_name:
-        w.tools_used[event.tool_name] = w.tools_used.get(event.tool_name, 0) + 1
-    feed = w.feed
-    feed.append(
-        ActivityView(
-            seq=seq,
-            ts=event.ts,
-            activity_type=event.activity_type,
-            description=event.description,
-            tool_name=event.tool_name,
-            file_path=event.file_path,
-            objective_id=event.objective_id,
-        )
-    )
-    if len(feed) > ACTIVITY_FEED:
-        del feed[: len(feed) - ACTIVITY_FEED]
 
 
 class Sessions(msgspec.Struct):

@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import mmap
 import os
 import struct
 import time
@@ -159,13 +160,22 @@ def read_snapshot(path: Path) -> Snapshot | None:
 
 
 def _read(path: Path) -> _Stored | None:
-    """:func:`read_snapshot`, the state left in the file's bytes."""
+    """:func:`read_snapshot`, the state left in the file's bytes.
+
+    The file is mapped rather than read: a restart does not copy a 44 MB state into
+    fresh memory before decoding it (that copy was a tenth of a snapshot's load). The
+    mapping lives as long as the returned value's views. A snapshot file is only ever
+    replaced by a rename (:func:`write_snapshot`), never rewritten in place, so what is
+    mapped does not change under the reader.
+    """
     try:
-        data = path.read_bytes()
+        with open(path, "rb") as f:  # the mapping outlives the file object
+            size = os.fstat(f.fileno()).st_size
+            if size < _HEAD.size:  # mmap refuses an empty file
+                raise ValueError(f"{size} bytes, too short for a snapshot")
+            data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
     except FileNotFoundError:
         return None
-    if len(data) < _HEAD.size:
-        raise ValueError(f"{len(data)} bytes, too short for a snapshot")
     magic, crc = _HEAD.unpack_from(data)
     if magic != MAGIC:
         raise ValueError(f"not a snapshot file (starts with {magic!r})")

@@ -123,9 +123,10 @@ def test_a_snapshot_file_round_trips_and_replaces_the_previous_one_atomically(
         (lambda b: b[: len(b) // 2], "checksum"),
         (lambda b: b[:-1] + bytes([b[-1] ^ 0x01]), "checksum"),
         (lambda b: b[:5], "too short"),
+        (lambda b: b"", "too short"),
         (lambda b: b"NOTSNAP\n" + b[8:], "not a snapshot"),
     ],
-    ids=["truncated", "a flipped bit", "a stub", "another file"],
+    ids=["truncated", "a flipped bit", "a stub", "empty", "another file"],
 )
 def test_a_damaged_snapshot_file_is_refused_with_the_reason(
     tmp_path: Path, damage: Any, message: str
