@@ -309,7 +309,9 @@ class Actor(Generic[S]):
         await self.on_recovered()
         if self._ready is not None:
             self._ready()
-        self._snapshot_if_due()
+        # A snapshot due after a long catch-up is for the next restart: encoding it (a
+        # tenth of a second for a big state) waits until what is ready now has run.
+        asyncio.get_running_loop().call_soon(self._snapshot_if_due)
 
     async def run(self, ready: Callable[[], None] | None = None) -> None:
         """Recover, resume, then fold and react to live events until cancelled.
