@@ -118,33 +118,110 @@ class TreeSampler:
     CPU percent is measured between two calls, so the :class:`psutil.Process` objects of
     the tree are kept from one call to the next (a fresh object has no earlier sample and
     always reads 0). A process seen for the first time counts 0 in that call.
+
+    Membership is psutil's ``children(recursive=True)``: ``pid`` and what descends from it
+    through the current parents (a process whose parent exited is reparented away and
+    leaves the tree). But that call reads ``/proc/<pid>/stat`` of every process on the
+    machine (Linux has no list of a process's children without ``CONFIG_PROC_CHILDREN``):
+    milliseconds per call with a few hundred processes, for each agent. So it is made
+    only every ``rescan_every`` calls; in between the tree is followed incrementally:
+    one ``psutil.pids()`` (a ``listdir`` of ``/proc``, no file read), the parent of each
+    pid that was not there at the previous call, and the parent of each known member,
+    read along with its CPU time from the one ``stat`` read. The full look is the safety
+    net for what the increments cannot see: a pid that was in use at the previous call,
+    freed, and taken by a new descendant within one interval (the pid space wrapped).
+
+    Args:
+        rescan_every: calls from one full look at every process to the next (>= 1).
     """
 
-    def __init__(self) -> None:
-        self._procs: dict[int, psutil.Process] = {}
+    def __init__(self, rescan_every: int = 30) -> None:
+        self.rescan_every = max(1, rescan_every)
+        self._root = 0  # the pid of the last call; another pid starts afresh
+        self._procs: dict[int, psutil.Process] = {}  # the tree at the last call
+        self._seen: set[int] = set()  # every pid on the machine at the last call
+        self._calls = 0
 
     def sample(self, pid: int) -> tuple[float, int]:
         """Return the CPU percent (of one core, summed over the tree, since the previous
         call) and the resident memory in bytes of ``pid`` and its descendants; (0.0, 0)
         when the process is gone."""
+        if pid != self._root:
+            self._root, self._procs, self._calls = pid, {}, 0
+        root = self._procs.get(pid)
+        # A root not known (yet, or any more: its pid may name a new process) is looked
+        # for afresh, with its descendants.
+        full = self._calls % self.rescan_every == 0 or root is None or not root.is_running()
+        self._calls += 1
+        # Listed before the tree is looked at: a process started in between is new next time.
+        pids = psutil.pids()
+        fresh = [] if full else [p for p in pids if p not in self._seen]
+        self._seen = set(pids)
         try:
-            root = self._procs.get(pid) or psutil.Process(pid)
-            found = [root, *root.children(recursive=True)]
-        except psutil.Error:
-            self._procs.clear()
+            nodes = self._known(pid, full)
+        except psutil.Error:  # the root is gone
+            self._procs = {}
             return 0.0, 0
+        for candidate in fresh:
+            if candidate not in nodes:
+                with contextlib.suppress(psutil.Error):
+                    p = psutil.Process(candidate)
+                    nodes[candidate] = (p, p.ppid(), None)
+        children: dict[int, list[int]] = {}
+        for child, (_, parent, _) in nodes.items():
+            if child != pid:
+                children.setdefault(parent, []).append(child)
         procs: dict[int, psutil.Process] = {}
-        for p in found:
-            known = self._procs.get(p.pid)
-            procs[p.pid] = known if known is not None and known == p else p  # same pid and start
+        cpu, rss = 0.0, 0
+        stack = [pid]
+        while stack:
+            member = stack.pop()
+            if member in procs:  # a cycle of reused pids (psutil guards against it too)
+                continue
+            p, _, measured = nodes[member]
+            procs[member] = p
+            stack.extend(children.get(member, ()))
+            if measured is None:  # new in the tree: this primes its CPU clock
+                with contextlib.suppress(psutil.Error):
+                    measured = _measure(p)
+            if measured is not None:
+                cpu += measured[0]
+                rss += measured[1]
         self._procs = procs
-        cpu = 0.0
-        rss = 0
-        for p in procs.values():
-            with contextlib.suppress(psutil.Error):
-                cpu += p.cpu_percent(interval=None)
-                rss += p.memory_info().rss
         return round(cpu, 1), rss
+
+    def _known(self, pid: int, full: bool) -> dict[int, _Node]:
+        """The root and the members of the tree known so far (all of them on a full look),
+        each with its parent and, when it was measured before, its measurement. Without
+        a full look the root must be known and running (:meth:`sample` checks it).
+
+        Raises:
+            psutil.Error: the root is gone (or its pid names another process now).
+        """
+        if full:
+            root = psutil.Process(pid)
+            found = [root, *root.children(recursive=True)]
+            # Same pid and start time: the known object, which holds the CPU baseline.
+            live = [k if (k := self._procs.get(p.pid)) is not None and k == p else p for p in found]
+        else:  # is_running: False also when the pid names another process by now
+            live = [p for p in self._procs.values() if p.pid == pid or p.is_running()]
+        nodes: dict[int, _Node] = {}
+        for p in live:
+            measured = self._procs.get(p.pid) is p
+            with contextlib.suppress(psutil.Error), p.oneshot():  # one read of its stat
+                nodes[p.pid] = (p, p.ppid(), _measure(p) if measured else None)
+        if pid not in nodes:
+            raise psutil.NoSuchProcess(pid)
+        return nodes
+
+
+_Node = tuple[psutil.Process, int, tuple[float, int] | None]
+"""A process, its parent pid and (CPU percent, RSS bytes) if it was sampled before."""
+
+
+def _measure(p: psutil.Process) -> tuple[float, int]:
+    """CPU percent since ``p``'s previous measurement (0.0 on its first), and its RSS."""
+    return p.cpu_percent(None), int(p.memory_info().rss)
 
 
 def kill_group(pgid: int, grace_s: float = 0.0) -> None:

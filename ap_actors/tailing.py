@@ -15,18 +15,27 @@ changes to paths whose name starts with the file's name (``agent.log``, and
 thread, no polling, a few tens of microseconds per notification, which matters with a
 hundred tails on a machine (a ``make bench-scale`` finding: watchfiles' Rust loop woke
 every ``STEP_MS`` to take the GIL and handed each change over through an anyio worker
-thread, about 1 ms of CPU per line at 50 lines/s). Elsewhere ``watchfiles`` does it: its
-loop checks for changes every ``STEP_MS`` and returns a batch once a step passes without
-a new one, or after ``DEBOUNCE_MS`` in a steady stream (its defaults, 50 ms step and
-1,600 ms debounce, would hold a line back for up to 1.6 s), in one of anyio's worker
-threads (its default limiter allows 40). A safety re-check every ``poll_s`` seconds
-reads the file even without a notification, so a missed one (a writer to the old file
-after a rename, a parent directory created late, a file system without inotify, no
-inotify instance left for this user) delays a line by at most ``poll_s`` and never
-stalls the tail.
+thread, about 1 ms of CPU per line at 50 lines/s). There the directory is watched only
+for names that come and go (created, renamed, deleted), and the file itself for its
+writes, as is each file the path named before (a rotated file keeps its watch): the
+transcripts of a session share one directory, and a directory-wide watch for writes
+woke every tail in it for each line of every agent (with 20 busy agents, 19 wake-ups
+in 20 for nothing, which doubled a log monitor's CPU per line). Elsewhere
+``watchfiles`` does it: its loop checks for changes every ``STEP_MS`` and returns a
+batch once a step passes without a new one, or after ``DEBOUNCE_MS`` in a steady stream
+(its defaults, 50 ms step and 1,600 ms debounce, would hold a line back for up to
+1.6 s), in one of anyio's worker threads (its default limiter allows 40). A safety
+re-check every ``poll_s`` seconds (one timer for the tail's life, whether notifications
+come or not: a timeout armed per wait would cost a timer per line) reads the file even
+without a notification, so a missed one (a writer to the old file after a rename, a
+parent directory created late, a file system without inotify, no inotify instance left
+for this user) delays a line by at most ``poll_s`` and never stalls the tail.
 
 Each tail reads the file on the event loop: reads of a local file do not block for
-long, and they are done in 1 MiB chunks.
+long, and they are done in 1 MiB chunks. A look at the file costs one ``pread`` when
+it grew (a short read is its end: what is written next comes with its own
+notification), and an ``fstat`` for truncation only when nothing new was there, plus
+the ``stat`` of the path that tells a rotation.
 
 Rotation and truncation (generations): the first file read is generation 0.
 
@@ -67,14 +76,13 @@ _CHUNK = 1 << 20  # bytes per read: bounds the time one read keeps the event loo
 
 # inotify(7) on Linux, through the inotify_simple library.
 if sys.platform.startswith("linux"):
-    from inotify_simple import INotify
+    from inotify_simple import INotify, parse_events
     from inotify_simple import flags as _in
 
-    _IN_MASK = (
-        _in.MODIFY
-        | _in.ATTRIB
-        | _in.CLOSE_WRITE
-        | _in.MOVED_FROM
+    # Plain ints: each notification is tested against them.
+    # The directory: names that appear, move or go (not writes to its files).
+    _IN_DIR_MASK = int(
+        _in.MOVED_FROM
         | _in.MOVED_TO
         | _in.CREATE
         | _in.DELETE
@@ -82,8 +90,11 @@ if sys.platform.startswith("linux"):
         | _in.MOVE_SELF
         | _in.ONLYDIR
     )
-    _IN_GONE = _in.DELETE_SELF | _in.MOVE_SELF | _in.IGNORED  # the directory itself went
-    _IN_Q_OVERFLOW = _in.Q_OVERFLOW  # events were dropped: anything may have changed
+    # The file: writes (also truncation), metadata, close after writing, its own move.
+    _IN_FILE_MASK = int(_in.MODIFY | _in.ATTRIB | _in.CLOSE_WRITE | _in.MOVE_SELF | _in.DELETE_SELF)
+    _IN_GONE = int(_in.DELETE_SELF | _in.MOVE_SELF | _in.IGNORED)  # the directory itself went
+    _IN_Q_OVERFLOW = int(_in.Q_OVERFLOW)  # events were dropped: anything may have changed
+    _INOTIFY_READ = 4096  # bytes per read(2) of the descriptor (more stays readable)
 else:  # pragma: no cover - watchfiles does it elsewhere
     INotify = None
 
@@ -120,8 +131,8 @@ async def tail_lines(
         from_start: True yields the lines already in the file; False starts after its
             last complete line (line numbers still count the skipped lines). A file
             that does not exist when the tail first looks is read from its start.
-        poll_s: seconds between safety re-checks made without a notification; also
-            the polling interval while the parent directory does not exist.
+        poll_s: seconds between safety re-checks, made whether a notification came or
+            not; also the polling interval while the parent directory does not exist.
 
     Yields:
         :class:`Line` values.
@@ -137,6 +148,8 @@ async def tail_lines(
     follower = _Follower(path, skip_existing=not from_start)
     watcher = asyncio.create_task(_watch(path, wake, done, poll_s), name=f"tail {path}")
     stopper = asyncio.create_task(_forward(stop, wake))
+    # The safety re-check: one timer per poll_s, not one per wait (a line is one wait).
+    safety = _Ticker(poll_s, wake)
     # Let the watcher arm inotify before the first read (awatch creates its watch
     # synchronously on its first step), so nothing written after that read is missed.
     await asyncio.sleep(0)
@@ -150,15 +163,31 @@ async def tail_lines(
                 for line in follower.flush_partial():
                     yield line
                 return
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(poll_s):
-                    await wake.wait()
+            await wake.wait()
     finally:
+        safety.cancel()
         done.set()
         stopper.cancel()
         follower.close()
         # The watcher's thread returns within a step once ``done`` is set.
         await asyncio.gather(watcher, stopper, return_exceptions=True)
+
+
+class _Ticker:
+    """Sets ``wake`` every ``period_s`` seconds until cancelled."""
+
+    def __init__(self, period_s: float, wake: asyncio.Event) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._period_s = period_s
+        self._wake = wake
+        self._handle = self._loop.call_later(period_s, self._tick)
+
+    def _tick(self) -> None:
+        self._wake.set()
+        self._handle = self._loop.call_later(self._period_s, self._tick)
+
+    def cancel(self) -> None:
+        self._handle.cancel()
 
 
 async def _forward(stop: asyncio.Event, wake: asyncio.Event) -> None:
@@ -191,31 +220,50 @@ async def _watch(path: Path, wake: asyncio.Event, done: asyncio.Event, poll_s: f
 
 
 async def _inotify(parent: str, name: str, wake: asyncio.Event, done: asyncio.Event) -> None:
-    """Watch ``parent`` with an inotify descriptor (``inotify_simple``) read by the event
-    loop; return when ``done`` is set or the directory is gone.
+    """Watch ``parent`` and the file ``name`` in it with an inotify descriptor
+    (``inotify_simple``) read by the event loop; return when ``done`` is set or the
+    directory is gone.
 
     Raises:
-        OSError: the descriptor or the watch cannot be made (e.g. ``EMFILE``: the user's
-            ``fs.inotify.max_user_instances`` are used up; ``ENOENT``: no directory).
+        OSError: the descriptor or the directory's watch cannot be made (e.g. ``EMFILE``:
+            the user's ``fs.inotify.max_user_instances`` are used up; ``ENOENT``: no
+            directory).
     """
     inotify = INotify(nonblocking=True)  # OSError (EMFILE: no instance left) goes up
     loop = asyncio.get_running_loop()
     gone = asyncio.Event()
+    fd = inotify.fileno()
+    path = os.path.join(parent, name)
+
+    def watch_file() -> None:
+        # The file the path names now (a new one after a rotation; its predecessor keeps
+        # its watch, so late writes to it are seen). Not there yet: the directory's
+        # watch tells when it is.
+        with contextlib.suppress(OSError):
+            inotify.add_watch(path, _IN_FILE_MASK)
 
     def on_events() -> None:
-        try:
-            events = inotify.read(timeout=0)
+        try:  # one read(2) (INotify.read would ask for the size first)
+            events = parse_events(os.read(fd, _INOTIFY_READ))
         except BlockingIOError:
             return
         for event in events:
-            if event.mask & _IN_GONE:
-                gone.set()
-            if event.mask & (_IN_GONE | _IN_Q_OVERFLOW) or event.name.startswith(name):
+            if event.wd != directory:  # a file we watch, or Q_OVERFLOW (no watch)
                 wake.set()
+                if event.mask & _IN_Q_OVERFLOW:
+                    watch_file()  # a creation may have been among the dropped events
+            elif event.mask & _IN_GONE:
+                gone.set()
+                wake.set()
+            elif event.name.startswith(name):
+                wake.set()
+                if event.name == name:
+                    watch_file()
 
     try:
-        inotify.add_watch(parent, _IN_MASK)
-        loop.add_reader(inotify.fileno(), on_events)
+        directory = inotify.add_watch(parent, _IN_DIR_MASK)
+        watch_file()
+        loop.add_reader(fd, on_events)
         try:
             waits = {asyncio.ensure_future(gone.wait()), asyncio.ensure_future(done.wait())}
             try:
@@ -224,7 +272,7 @@ async def _inotify(parent: str, name: str, wake: asyncio.Event, done: asyncio.Ev
                 for w in waits:
                     w.cancel()
         finally:
-            loop.remove_reader(inotify.fileno())
+            loop.remove_reader(fd)
     finally:
         inotify.close()
 
@@ -325,21 +373,27 @@ class _Follower:
 
     def _read(self) -> Iterator[Line]:
         assert self.fd is not None
-        if os.fstat(self.fd).st_size < self.pos:  # truncated
+        chunk = os.pread(self.fd, _CHUNK, self.pos)
+        # A file with bytes past our position is not shorter than it: fstat only when
+        # there were none (truncated and written past it reads as appended to anyway).
+        if not chunk and os.fstat(self.fd).st_size < self.pos:  # truncated
             yield from self.flush_partial()
             self.generation += 1
             self.pos, self.number = 0, 0
-        while chunk := os.pread(self.fd, _CHUNK, self.pos):
+            chunk = os.pread(self.fd, _CHUNK, 0)
+        while chunk:
             self.pos += len(chunk)
             parts = chunk.split(b"\n")
             if len(parts) == 1:
                 self.partial += chunk
-                continue
-            if self.partial:
-                parts[0] = bytes(self.partial) + parts[0]
-            self.partial = bytearray(parts.pop())
-            for data in parts:
-                yield self._line(data)
+            else:
+                if self.partial:
+                    parts[0] = bytes(self.partial) + parts[0]
+                self.partial = bytearray(parts.pop())
+                for data in parts:
+                    yield self._line(data)
+            # A short read reached the end: what is written next comes with a notification.
+            chunk = os.pread(self.fd, _CHUNK, self.pos) if len(chunk) == _CHUNK else b""
 
     def _line(self, data: bytes) -> Line:
         self.number += 1

@@ -206,6 +206,37 @@ async def test_rotation_by_rename_drains_the_old_file_then_follows_the_new_one(
     assert await tail.finish() == []
 
 
+async def test_notifications_alone_carry_appends_rotations_and_replacements(
+    tmp_path: Path, open_append: Callable[[Path], int]
+) -> None:
+    # No safety re-check within the test: every line must come by a notification, from
+    # the file's own watch or its directory's; a busy neighbour shares the directory.
+    path = tmp_path / "agent.log"
+    neighbour = open_append(tmp_path / "other.log")
+    tail = Tail(path, poll_s=3600)
+    old = open_append(path)
+    os.write(old, b"a1\n")
+    os.write(neighbour, b"noise\n")
+    assert await tail.take(1) == [Line("a1", 1, 0)]
+    os.write(old, b"a2\n")
+    assert await tail.take(1) == [Line("a2", 2, 0)]
+    os.rename(path, tmp_path / "agent.log.1")
+    os.write(old, b"a3 written after the rename\n")
+    new = open_append(path)
+    os.write(new, b"b1\n")
+    assert await tail.take(2) == [Line("a3 written after the rename", 3, 0), Line("b1", 1, 1)]
+    os.write(new, b"b2\n")
+    os.write(neighbour, b"noise\n")
+    assert await tail.take(1) == [Line("b2", 2, 1)]
+    replacement = tmp_path / "agent.log.tmp"
+    replacement.write_bytes(b"c1\n")
+    os.rename(replacement, path)  # replaced by a rename over it
+    assert await tail.take(1) == [Line("c1", 1, 2)]
+    os.write(open_append(path), b"c2\n")
+    assert await tail.take(1) == [Line("c2", 2, 2)]
+    assert await tail.finish() == []
+
+
 async def test_a_burst_of_10000_lines_arrives_complete_and_in_order(tmp_path: Path) -> None:
     path = tmp_path / "agent.log"
     script = (
@@ -224,6 +255,22 @@ async def test_a_burst_of_10000_lines_arrives_complete_and_in_order(tmp_path: Pa
     assert [line.number for line in got] == list(range(1, 10_001))
     assert {line.generation for line in got} == {0}
     assert await tail.finish() == []
+
+
+async def test_a_file_larger_than_one_read_is_read_to_its_end_in_one_look(
+    tmp_path: Path,
+) -> None:
+    # 3 MiB and more: several reads of 1 MiB, lines cut across their edges. With stop
+    # already set the tail looks once, so that look must read to the end of the file.
+    path = tmp_path / "agent.log"
+    texts = [f"line {i:06d} " + "y" * (i % 113) for i in range(50_000)]
+    path.write_bytes("".join(f"{t}\n" for t in texts).encode())
+    assert path.stat().st_size > 3 << 20
+    stop = asyncio.Event()
+    stop.set()
+    got = [line async for line in tail_lines(path, stop=stop)]
+    assert [line.text for line in got] == texts
+    assert [line.number for line in got] == list(range(1, 50_001))
 
 
 async def test_from_start_false_skips_the_existing_lines_but_keeps_counting(
