@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import os
 import time
@@ -29,6 +30,9 @@ from ap_actors.events import CODEC, Event, stamp
 from ap_actors.mesh import MeshInfo, find_mesh, zmq_context
 
 log = logging.getLogger(__name__)
+
+
+_MONITORS = itertools.count(1)  # unique inproc names of the sockets' monitors
 
 
 class _Group:
@@ -250,9 +254,12 @@ class Emitter:
             sock.setsockopt(zmq.RCVHWM, 0)
             sock.setsockopt(zmq.HEARTBEAT_IVL, int(self.heartbeat_ivl * 1000))
             sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, int(self.heartbeat_timeout * 1000))
-            # Before connect, so that no connection event is missed.
+            # Before connect, so that no connection event is missed. A name of its own:
+            # pyzmq's default names the endpoint after the socket's fd, which the next
+            # socket may get while the old endpoint is not unbound yet (EADDRINUSE).
             self._monitor = sock.get_monitor_socket(
-                zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED
+                zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED,
+                addr=f"inproc://ap-emitter-monitor-{next(_MONITORS)}",
             )
             self._monitor_now = zmq.Socket.shadow(self._monitor.underlying)
             sock.connect(self.ingest)

@@ -16,7 +16,7 @@ import sys
 from collections.abc import Sequence
 
 from ap_actors import __version__
-from ap_actors.cli import agents, mesh, sessions
+from ap_actors.cli import agents, keys, mesh, sessions
 from ap_actors.errors import EXIT_INTERNAL, EXIT_OK, ApError
 
 
@@ -34,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     mesh.add_commands(sub, common)
     sessions.add_commands(sub, common)
     agents.add_commands(sub, common)
+    keys.add_commands(sub, common)
     return parser
 
 
