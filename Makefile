@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-stamp
 CONFIG ?= $(wildcard ap.toml)
 TEAM ?= $(wildcard team.toml)
 
-.PHONY: up down status test lint format bench bench-scale demo install browser clean
+.PHONY: up down status test chaos lint format bench bench-scale demo install browser clean
 
 # Create the virtual environment and install the package with its dev extra whenever
 # pyproject.toml changes.
@@ -60,6 +60,14 @@ agents: $(AGENTS_STAMP)
 
 test: $(STAMP) $(CHROMIUM) $(AGENTS_STAMP)
 	AP_CHROMIUM=$(CHROMIUM) AP_REQUIRE_AGENTS=1 $(PY) -m pytest -q
+
+# Faults injected into a loaded mesh and checked by the history checker (scripts/chaos.py,
+# about 5 min), then every input surface fuzzed with 100,000 generated cases each
+# (tests/fuzz, about 2 h; `make test` runs both with small numbers). Each prints a table.
+FUZZ_EXAMPLES ?= 100000
+chaos: $(STAMP)
+	$(PY) scripts/chaos.py
+	AP_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest tests/fuzz -q -p no:randomly
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check ap_actors tests scripts

@@ -46,7 +46,7 @@ import msgspec
 
 from ap_actors.errors import EventLogError
 from ap_actors.events import CODEC, Event, Record, topic_of
-from ap_actors.protocol import SEQ, pack_seq, unpack_seq
+from ap_actors.protocol import MAX_SEQ, SEQ, pack_seq, unpack_seq
 
 log = logging.getLogger(__name__)
 
@@ -584,6 +584,8 @@ class EventLog:
         session_id: str | None,
     ) -> Iterator[_Chunk]:
         prefixes = tuple(topics) if topics else ()
+        if since >= MAX_SEQ:
+            return  # nothing can follow the largest seq (and since + 1 does not pack)
         if session_id is not None:
             chunks = self._session_chunks(session_id.encode(), since, until)
         elif prefixes:

@@ -127,7 +127,8 @@ def _decode_one(i: int, raw: msgspec.Raw) -> Event:
     try:
         return CODEC.decode_event(raw)
     except msgspec.ValidationError as e:
-        text = str(e)
+        # One line: msgspec quotes the offending value, which may hold line breaks.
+        text = str(e).replace("\r", "\\r").replace("\n", "\\n")
         unknown = ("`$.type`" in text or "field `type`" in text) and not text.startswith(
             "Expected `object`"
         )

@@ -53,6 +53,8 @@ MAX_REPLAY_LIMIT = 100_000
 
 SEQ = struct.Struct(">Q")
 """The seq frame's format: 8 bytes, big-endian unsigned (also the log's key format)."""
+MAX_SEQ = 2**64 - 1
+"""The largest seq a frame (and the log's key) can hold."""
 
 
 def pack_seq(seq: int) -> bytes:

@@ -113,12 +113,28 @@ def load_team(path: str | Path) -> Team:
         raise ConfigError(f"{p}:{e.lineno}:{e.colno}: not valid JSON: {e.msg}") from e
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{p}: not valid TOML: {e}") from e
+    except (ValueError, RecursionError) as e:  # Python's limits on int digits and nesting
+        raise ConfigError(f"{p}: {unreadable_reason(e)}; fix the file") from e
     try:
         team = msgspec.convert(data, Team)
     except msgspec.ValidationError as e:
-        raise ConfigError(f"{p}: {e}") from e
+        # One line: the message quotes keys of the file, which may hold line breaks.
+        raise ConfigError(f"{p}: {escape_breaks(str(e))}") from e
     check_team(team, str(p))
     return team
+
+
+def escape_breaks(text: str) -> str:
+    """``text`` on one line: line breaks written as ``\\n`` and ``\\r``."""
+    return text.replace("\r", "\\r").replace("\n", "\\n")
+
+
+def unreadable_reason(e: ValueError | RecursionError) -> str:
+    """Why a syntactically plausible JSON or TOML text could not be read: it nests deeper,
+    or holds an integer longer, than Python's parsers accept."""
+    if isinstance(e, RecursionError):
+        return "arrays or tables are nested too deeply to read"
+    return f"a value cannot be read ({str(e).split(';')[0]})"
 
 
 def check_team(team: Team, where: str = "team") -> None:

@@ -139,7 +139,7 @@ class ClaudeStreamParser(JsonStreamParser):
                 return self._system(obj)
             case "stream_event":
                 return self.fold(kind)
-            case _ if kind in _QUIET_TYPES:
+            case str() if kind in _QUIET_TYPES:
                 return self.quiet(str(kind))
             case _:
                 return [self.other(str(kind), obj)]
@@ -317,7 +317,7 @@ class ClaudeStreamParser(JsonStreamParser):
 
     def _system(self, obj: dict[str, Any]) -> list[Activity]:
         subtype = obj.get("subtype")
-        if subtype in _QUIET_SYSTEM:
+        if isinstance(subtype, str) and subtype in _QUIET_SYSTEM:
             return self.quiet(f"system/{subtype}")
         match subtype:
             case "compact_boundary":

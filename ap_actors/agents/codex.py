@@ -251,12 +251,12 @@ class CodexStreamParser(JsonStreamParser):
             if key is not None:
                 self._started.pop(key, None)
             return self._completed(kind, item_type, item)
-        if item_type in _TOOL_ITEMS:
+        if isinstance(item_type, str) and item_type in _TOOL_ITEMS:
             if key is None:  # nothing will match its completion: show it now
                 return self._completed(kind, item_type, item)
             self._started[key] = item  # shown at the end if the run stops before it completes
             return self.fold(f"{kind}/{item_type}")
-        if item_type in _TEXT_ITEMS:
+        if isinstance(item_type, str) and item_type in _TEXT_ITEMS:
             return self.fold(f"{kind}/{item_type}")
         return [self.other(f"{kind}/{item_type}", item)]
 
@@ -375,9 +375,9 @@ class CodexStreamParser(JsonStreamParser):
                 return [self.activity("error", error_text(msg.get("message")))]
             case "turn_aborted":
                 return [self.activity("error", f"turn aborted: {msg.get('reason')}")]
-            case _ if kind in _QUIET_EVENTS:
+            case str() if kind in _QUIET_EVENTS:
                 return self.quiet(str(kind))
-            case _ if kind in _FOLDED_EVENTS:
+            case str() if kind in _FOLDED_EVENTS:
                 return self.fold(str(kind))
             case _:
                 return [self.other(f"msg/{kind}", msg)]

@@ -32,13 +32,13 @@ from aiohttp import web
 from ap_actors.errors import ApError, BusError
 from ap_actors.events import record_to_json_dict
 from ap_actors.projections import SessionView, session_row, view_to_json
+from ap_actors.protocol import MAX_SEQ
 from ap_actors.submission import OwnerAction, StateError, owner_action, prepare_submission
 
 if TYPE_CHECKING:
     from ap_actors.actors.broadcaster import Broadcaster
 
 MAX_PAGE = 10_000
-MAX_SEQ = 2**64 - 1  # seqs are unsigned 64-bit
 
 
 class SubmitBody(msgspec.Struct, forbid_unknown_fields=True):

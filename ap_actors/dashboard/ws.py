@@ -28,8 +28,9 @@ from typing import TYPE_CHECKING
 
 from aiohttp import WSMsgType, web
 
-from ap_actors.dashboard.api import MAX_SEQ, _error, _int
+from ap_actors.dashboard.api import _error, _int
 from ap_actors.dashboard.clients import frames
+from ap_actors.protocol import MAX_SEQ
 
 if TYPE_CHECKING:
     from ap_actors.actors.broadcaster import Broadcaster

@@ -21,7 +21,7 @@ import msgspec
 from ap_actors.events import Contract, Objective
 from ap_actors.planning.checks import check_plan
 from ap_actors.planning.model import KeyPath, Plan, PlanError
-from ap_actors.team import Team
+from ap_actors.team import Team, unreadable_reason
 
 _FIELDS = {
     "objectives": [f.name for f in msgspec.structs.fields(Objective)],
@@ -221,6 +221,8 @@ def load_plan_file(path: Path, team: Team | None = None) -> Plan:
             line=line,
             column=col,
         ) from e
+    except (ValueError, RecursionError) as e:  # Python's limits on int digits and nesting
+        raise PlanError(f"{where}: {unreadable_reason(e)}; fix the file", file=where) from e
     plan = plan_from_data(data, source.error)
     check_plan(plan, team, source=source)
     return plan

@@ -166,3 +166,14 @@ def test_a_filtered_read_never_reads_the_records_of_other_types(
 
     with EventLog(path, readonly=True) as reader:
         assert _seqs(reader, ["worker_error", "plan_"]) == wanted
+
+
+def test_a_read_after_the_largest_seq_is_empty_whatever_the_filter(
+    path: Path, make_event: MakeEvent
+) -> None:
+    with EventLog(path, durability="none") as log:
+        log.append([make_event("e1", session_id="s1")])
+        last = 2**64 - 1
+        assert list(log.read_raw(last)) == []
+        assert list(log.read_raw(last, session_id="s1")) == []
+        assert list(log.read_raw(last, topics=["worker_"])) == []
