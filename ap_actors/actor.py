@@ -56,6 +56,7 @@ from ap_actors.events import CODEC, Event, Record, derive_id
 from ap_actors.logs import setup_logging
 from ap_actors.mesh import MeshInfo, read_mesh
 from ap_actors.process import die_with_parent, signal_ready
+from ap_actors.security import mesh_keys
 from ap_actors.snapshots import SnapshotKeeper
 
 S = TypeVar("S")
@@ -91,15 +92,16 @@ def _decoded(chunk: list[bytes]) -> list[Record]:
     """Decode records; one this version cannot decode is skipped with a warning, as the
     subscriber does (a newer mesh may hold event types this version does not know)."""
     decode = CODEC.decode_record
+    errors = (msgspec.DecodeError, msgspec.ValidationError, RecursionError)
     try:
         return [decode(data) for data in chunk]
-    except (msgspec.DecodeError, msgspec.ValidationError):
+    except errors:
         pass  # again one by one, to skip only what does not decode
     records = []
     for data in chunk:
         try:
             records.append(decode(data))
-        except (msgspec.DecodeError, msgspec.ValidationError) as e:
+        except errors as e:
             try:
                 seq: object = CODEC.decode_head(data).seq
             except (msgspec.DecodeError, msgspec.ValidationError):
@@ -162,7 +164,7 @@ class Actor(Generic[S]):
         if self.snapshot_version is not None:
             kind = f"{type(self).__module__}:{type(self).__qualname__}"
             self.snapshots = SnapshotKeeper(state_dir, name, kind, self.snapshot_version, every)
-        self.emitter = Emitter(mesh.ingest, source=name)
+        self.emitter = Emitter(mesh.ingest, source=name, curve=mesh_keys(mesh))
         self._cause: Event | None = None
         self._reactions: OrderedDict[str, int] = OrderedDict()
         self._subscriber: Subscriber | None = None

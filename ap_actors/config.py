@@ -28,6 +28,11 @@ Shape of ``ap.toml`` (all tables optional)::
                                 # agents: lowered when permitted (CAP_SYS_NICE or
                                 # RLIMIT_NICE), else the per-agent actors are raised
 
+    [security]
+    keys = "keys"               # CurveZMQ keys directory (`ap keys generate`), relative
+                                # to this file; needed when an endpoint of [mesh] is not
+                                # loopback (ap_actors/security.py); none = plain ZeroMQ
+
     [pipeline]
     enabled = true              # run the AP pipeline actors: planner, scope_validator,
                                 # scheduler, reporter, and a worker and a log_monitor per
@@ -85,6 +90,10 @@ class SupervisorConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     priority: bool = True  # Serial actors 10 nice levels above per-agent ones (docstring).
 
 
+class SecurityConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    keys: str | None = None  # CurveZMQ keys directory; None = no CURVE (loopback only).
+
+
 class PipelineConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     enabled: bool = True  # Run the AP pipeline actors (see the module docstring).
     team: str | None = None  # Team file; relative paths are relative to the config file.
@@ -102,6 +111,7 @@ class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     mesh: MeshConfig = MeshConfig()
     eventlog: EventLogConfig = EventLogConfig()
     supervisor: SupervisorConfig = SupervisorConfig()
+    security: SecurityConfig = SecurityConfig()
     pipeline: PipelineConfig = PipelineConfig()
     actors: dict[str, ActorConfig] = {}
 
@@ -165,6 +175,11 @@ def load_config(path: str | os.PathLike[str] | None) -> Config:
         team = str((p.parent / config.pipeline.team).absolute())
         config = msgspec.structs.replace(
             config, pipeline=msgspec.structs.replace(config.pipeline, team=team)
+        )
+    if config.security.keys:
+        keys = str((p.parent / Path(config.security.keys).expanduser()).absolute())
+        config = msgspec.structs.replace(
+            config, security=msgspec.structs.replace(config.security, keys=keys)
         )
     config = _with_pipeline(config)
     _check(config, p)

@@ -28,6 +28,7 @@ from ap_actors import protocol as P
 from ap_actors.errors import BusError, RejectedError
 from ap_actors.events import CODEC, Event, stamp
 from ap_actors.mesh import MeshInfo, find_mesh, zmq_context
+from ap_actors.security import CurveKeys, mesh_keys
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +112,9 @@ class Emitter:
             connection counts as dropped (ZMQ_HEARTBEAT_IVL, ZMQ_HEARTBEAT_TIMEOUT;
             the journal's ZeroMQ I/O thread answers, however busy the journal is).
         max_batch_events, max_batch_bytes: the journal's limits of one request.
+        curve: the CurveZMQ keys when the journal requires them (a mesh with
+            ``[security] keys``; :mod:`ap_actors.security`). Without the right keys the
+            journal never answers: the handshake fails, and the emitter keeps trying.
     """
 
     def __init__(
@@ -127,8 +131,10 @@ class Emitter:
         max_batch_events: int = P.DEFAULT_MAX_BATCH_EVENTS,
         max_batch_bytes: int = P.DEFAULT_MAX_BATCH_BYTES,
         context: zmq.asyncio.Context | None = None,
+        curve: CurveKeys | None = None,
     ) -> None:
         self.ingest = ingest
+        self.curve = curve
         self.source = source
         self.ack_timeout = ack_timeout
         self.max_ack_timeout = max(max_ack_timeout, ack_timeout)
@@ -168,12 +174,16 @@ class Emitter:
         mesh: MeshInfo | None = None,
         **kwargs: Any,
     ) -> Emitter:
-        """Return an emitter for the mesh of ``state_dir`` (found through mesh.json).
+        """Return an emitter for the mesh of ``state_dir`` (found through mesh.json),
+        with the mesh's CurveZMQ client keys when it has keys.
 
         Raises:
             MeshNotRunningError: no mesh runs there.
+            ConfigError: the mesh has keys and they cannot be read here.
         """
-        return cls(find_mesh(state_dir, mesh).ingest, source=source, **kwargs)
+        info = find_mesh(state_dir, mesh)
+        kwargs.setdefault("curve", mesh_keys(info))
+        return cls(info.ingest, source=source, **kwargs)
 
     async def __aenter__(self) -> Emitter:
         return self
@@ -254,6 +264,8 @@ class Emitter:
             sock.setsockopt(zmq.RCVHWM, 0)
             sock.setsockopt(zmq.HEARTBEAT_IVL, int(self.heartbeat_ivl * 1000))
             sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, int(self.heartbeat_timeout * 1000))
+            if self.curve is not None:
+                self.curve.connect(sock)
             # Before connect, so that no connection event is missed. A name of its own:
             # pyzmq's default names the endpoint after the socket's fd, which the next
             # socket may get while the old endpoint is not unbound yet (EADDRINUSE).

@@ -30,6 +30,7 @@ class MeshInfo(msgspec.Struct, frozen=True):
     dashboard: str | None  # URL of the dashboard, None while no broadcaster runs.
     pid: int  # Supervisor process id.
     log: str  # Absolute path of the LMDB environment directory.
+    keys: str | None = None  # CurveZMQ keys directory (ap_actors/security.py); None = none.
 
 
 def write_atomic(path: Path, data: bytes) -> None:

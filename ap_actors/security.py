@@ -174,6 +174,16 @@ class CurveKeys:
         sock.curve_secretkey = self.client_secret
 
 
+def mesh_keys(mesh: Any) -> CurveKeys | None:
+    """The local client keys of a mesh (its :class:`~ap_actors.mesh.MeshInfo`), if any.
+
+    Raises:
+        ConfigError: the mesh has keys and they cannot be read here.
+    """
+    keys = getattr(mesh, "keys", None)
+    return CurveKeys.for_client(keys) if keys else None
+
+
 def start_authenticator(context: zmq.Context[Any], keys: CurveKeys) -> Any:
     """Start the ZAP handler of ``context``: only clients in ``keys.allowed_dir`` get in.
 

@@ -25,6 +25,7 @@ from ap_actors.errors import BusError, EventLogError
 from ap_actors.eventlog import EventLog
 from ap_actors.events import CODEC, Record, topic_of
 from ap_actors.mesh import MeshInfo, find_mesh, zmq_context
+from ap_actors.security import CurveKeys, mesh_keys
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,8 @@ def _decode(seq: int, data: bytes) -> Record | None:
     """
     try:
         return CODEC.decode_record(data)
-    except (msgspec.DecodeError, msgspec.ValidationError) as e:
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError) as e:
+        # RecursionError: nesting deeper than the decoder follows (a forged message).
         log.warning("record %d skipped, this version cannot decode it: %s", seq, e)
         return None
 
@@ -72,6 +74,8 @@ class Subscriber:
         idle_check_s: seconds without live traffic after which the log's tail is checked.
         on_caught_up: awaited once with ``head`` after the history up to ``head`` has been
             delivered and before any later record is (actors start reacting there).
+        curve: CurveZMQ keys for a mesh with ``[security] keys``
+            (:mod:`ap_actors.security`); :meth:`connect` finds them in mesh.json.
 
     Attributes:
         last_seq: seq of the last record delivered (``since`` before any).
@@ -92,6 +96,7 @@ class Subscriber:
         idle_check_s: float = 0.5,
         on_caught_up: Callable[[int], Awaitable[None]] | None = None,
         context: zmq.asyncio.Context | None = None,
+        curve: CurveKeys | None = None,
     ) -> None:
         if log_path is None and replay is None:
             raise BusError("a subscriber needs the log's path or the replay endpoint")
@@ -105,6 +110,7 @@ class Subscriber:
         self.idle_check_s = idle_check_s
         self.on_caught_up = on_caught_up
         self.ctx = context or zmq_context()
+        self.curve = curve
         self.last_seq = since
         self.head = 0
         self.gaps_filled = 0
@@ -139,6 +145,7 @@ class Subscriber:
         local = source == "log" or (
             source == "auto" and os.access(Path(info.log) / "data.mdb", os.R_OK)
         )
+        kwargs.setdefault("curve", mesh_keys(info))
         return cls(
             info.bus,
             log_path=info.log if local else None,
@@ -172,6 +179,8 @@ class Subscriber:
         self._sub = sub
         sub.setsockopt(zmq.LINGER, 0)
         sub.setsockopt(zmq.RCVHWM, self.rcvhwm)
+        if self.curve is not None:
+            self.curve.connect(sub)
         sub.connect(self.bus)
         if self.topics and not self._filter_locally():
             for t in self.topics:
@@ -221,6 +230,11 @@ class Subscriber:
                         yield record
                     if seq <= self._covered:
                         continue
+                    if seq > self._covered + 1:
+                        # The log ends before this seq: the message is not the journal's
+                        # (a log wiped and restarted on the same ports, a forged one).
+                        log.warning("bus message with seq %d beyond the log's end ignored", seq)
+                        continue
                 live = _decode(seq, frames[2])
                 self._covered = seq
                 if live is not None and self._matches(live):
@@ -249,8 +263,9 @@ class Subscriber:
     async def _catch_up(self, until: int | None = None) -> AsyncIterator[Record]:
         """Deliver every matching record in (covered, until or the log's end]."""
         if self._log is not None:
-            if until is None:
-                until = self._log.last_seq()
+            # Never past the log's end: a seq the log does not hold is not covered.
+            last = self._log.last_seq()
+            until = last if until is None else min(until, last)
             records = self._log.read_raw(
                 self._covered, until=until, topics=self.topics, session_id=self.session_id
             )
@@ -323,6 +338,8 @@ class Subscriber:
         if self._replay_sock is None:
             sock = self.ctx.socket(zmq.DEALER)
             sock.setsockopt(zmq.LINGER, 0)
+            if self.curve is not None:
+                self.curve.connect(sock)
             sock.connect(self.replay)
             self._replay_sock = sock
         sock = self._replay_sock

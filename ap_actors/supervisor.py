@@ -51,6 +51,7 @@ from ap_actors.errors import EXIT_STARTUP, MeshNotRunningError, MeshRunningError
 from ap_actors.events import ActorExited, ActorStarted, Event
 from ap_actors.mesh import MeshInfo, read_mesh, remove_mesh, write_atomic, write_mesh
 from ap_actors.process import hold_lock
+from ap_actors.security import CurveKeys, require_keys
 from ap_actors.team import Team, effective_config, write_team
 
 log = logging.getLogger("ap_actors.supervisor")
@@ -453,6 +454,11 @@ class Supervisor:
                 f"{e}; a mesh is starting or running in this state dir"
             ) from None
         mesh_cfg = self.config.mesh
+        keys = self.config.security.keys
+        require_keys(
+            {"ingest": mesh_cfg.ingest, "bus": mesh_cfg.bus, "replay": mesh_cfg.replay}, keys
+        )
+        curve = CurveKeys.for_client(keys) if keys else None  # ConfigError before any start
         journal = _Child(
             "journal",
             self._journal_argv(mesh_cfg.ingest, mesh_cfg.bus, mesh_cfg.replay),
@@ -470,6 +476,7 @@ class Supervisor:
                 dashboard=None,
                 pid=os.getpid(),
                 log=str(eventlog_dir(self.state_dir)),
+                keys=keys,
             )
             write_mesh(self.state_dir, self.mesh)
             write_atomic(
@@ -477,7 +484,7 @@ class Supervisor:
                 msgspec.json.format(msgspec.json.encode(self.config)) + b"\n",
             )
             write_team(self.state_dir, self.team)
-            self.emitter = Emitter(self.mesh.ingest, source="supervisor")
+            self.emitter = Emitter(self.mesh.ingest, source="supervisor", curve=curve)
             assert journal.proc is not None
             self._emit(ActorStarted(actor="journal", pid=journal.proc.pid, argv=journal.argv))
             for name in self.config.enabled_actors():  # file order: shutdown reverses it

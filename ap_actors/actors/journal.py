@@ -24,7 +24,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,7 @@ from ap_actors.events import CODEC
 from ap_actors.ingest import validate_batch
 from ap_actors.logs import setup_logging
 from ap_actors.process import die_with_parent, hold_lock, signal_ready
+from ap_actors.security import CurveKeys, require_keys, start_authenticator
 
 log = logging.getLogger("ap_actors.journal")
 
@@ -79,6 +80,9 @@ class Journal:
         max_batch_events, max_batch_bytes: limits of one append request.
         bus_hwm: messages the bus queues per subscriber before dropping for it (the
             subscriber then refills the gap from the log).
+        curve: the mesh's CurveZMQ server keys (:meth:`CurveKeys.for_server`): the three
+            endpoints then speak CURVE and a ZAP handler lets in only the allowed
+            clients (:mod:`ap_actors.security`); None = plain ZeroMQ.
 
     Raises:
         StartupError: from :meth:`bind` when an endpoint cannot be bound.
@@ -95,8 +99,11 @@ class Journal:
         max_batch_bytes: int = P.DEFAULT_MAX_BATCH_BYTES,
         bus_hwm: int = 100_000,
         context: zmq.Context[Any] | None = None,
+        curve: CurveKeys | None = None,
     ) -> None:
         self.log = log
+        self.curve = curve
+        self._auth: Any = None  # the ZAP handler (a thread) when curve is set
         self.wanted = Endpoints(ingest, bus, replay)
         self.max_batch_events = max_batch_events
         self.max_batch_bytes = max_batch_bytes
@@ -107,6 +114,8 @@ class Journal:
 
     def bind(self) -> Endpoints:
         """Bind the three sockets and return the concrete endpoints."""
+        if self.curve is not None and self._auth is None:
+            self._auth = start_authenticator(self.ctx, self.curve)  # before any bind
         self.ingest = self.ctx.socket(zmq.ROUTER)
         self.ingest.setsockopt(zmq.RCVHWM, 0)
         self.ingest.setsockopt(zmq.SNDHWM, 0)
@@ -117,6 +126,8 @@ class Journal:
         self.replay.setsockopt(zmq.SNDTIMEO, _REPLAY_SEND_TIMEOUT_MS)
         for s in (self.ingest, self.pub, self.replay):
             s.setsockopt(zmq.LINGER, 0)
+            if self.curve is not None:
+                self.curve.serve(s)
         bound = []
         for sock, url, name in (
             (self.ingest, self.wanted.ingest, "ingest"),
@@ -140,6 +151,9 @@ class Journal:
             sock = getattr(self, name, None)
             if sock is not None:
                 sock.close(linger=0)
+        if self._auth is not None:
+            self._auth.stop()
+            self._auth = None
 
     # --- ingest ---------------------------------------------------------------------
 
@@ -239,7 +253,8 @@ class Journal:
                     raise DecodeError(P.E_BAD_REQUEST, "expected frames [b'replay', msgpack map]")
                 try:
                     req = decoder.decode(body[1])
-                except (msgspec.DecodeError, msgspec.ValidationError) as e:
+                except (msgspec.DecodeError, msgspec.ValidationError, RecursionError) as e:
+                    # RecursionError: nesting deeper than the decoder follows.
                     raise DecodeError(P.E_NOT_MSGPACK, f"bad replay request: {e}") from e
                 if req.since < 0 or not 0 < req.limit <= P.MAX_REPLAY_LIMIT:
                     raise DecodeError(
@@ -253,13 +268,19 @@ class Journal:
                 log.info("replay to a client abandoned: %s", e.strerror)
             except EventLogError as e:
                 self._send_quietly(envelope + _error_reply(P.E_STORAGE, str(e)))
+            except Exception as e:  # a bug must not stop the replay thread for good
+                log.exception("unexpected error serving a replay request")
+                self._send_quietly(envelope + _error_reply(P.E_BAD_REQUEST, repr(e)))
 
     def _send_replay(self, envelope: list[bytes], req: ReplayRequest) -> None:
         last = self.log.last_seq()
         covered = req.since
         send = self.replay.send
-        records = self.log.read_raw(
-            req.since, until=last, topics=req.topics, session_id=req.session_id
+        # Nothing lies after the end: not reading also spares the log a seq past 2**64 - 1.
+        records: Iterable[tuple[int, bytes]] = (
+            self.log.read_raw(req.since, until=last, topics=req.topics, session_id=req.session_id)
+            if req.since < last
+            else ()
         )
         for sent, (seq, data) in enumerate(records, 1):
             for frame in envelope:
@@ -308,6 +329,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     die_with_parent(args.parent_pid)
     try:
         config: Config = load_config(args.config)
+        endpoints_wanted = {
+            "ingest": args.ingest or config.mesh.ingest,
+            "bus": args.bus or config.mesh.bus,
+            "replay": args.replay or config.mesh.replay,
+        }
+        keys = config.security.keys
+        require_keys(endpoints_wanted, keys)
+        curve = CurveKeys.for_server(keys) if keys else None
         state_dir = resolve_state_dir(args.state_dir)
         state_dir.mkdir(parents=True, exist_ok=True)
         # One writer: a second journal on this log refuses to start.
@@ -319,12 +348,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         journal = Journal(
             elog,
-            args.ingest or config.mesh.ingest,
-            args.bus or config.mesh.bus,
-            args.replay or config.mesh.replay,
+            endpoints_wanted["ingest"],
+            endpoints_wanted["bus"],
+            endpoints_wanted["replay"],
             max_batch_events=config.eventlog.max_batch_events,
             max_batch_bytes=config.eventlog.max_batch_bytes,
             bus_hwm=config.mesh.bus_hwm,
+            curve=curve,
         )
         endpoints = journal.bind()
     except ApError as e:

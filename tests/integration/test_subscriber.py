@@ -173,3 +173,13 @@ async def test_a_record_this_version_cannot_decode_is_skipped_and_the_stream_goe
     finally:
         j.proc.terminate()
         j.proc.wait(timeout=20)
+
+
+def test_a_record_nested_deeper_than_the_decoder_follows_is_skipped_not_raised(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from ap_actors.subscriber import _decode
+
+    deep = b"\x83\xa3seq\x07\xabappended_at\xcb" + b"\x00" * 8 + b"\xa5event" + b"\x91" * 100_000
+    assert _decode(7, deep + b"\xc0") is None
+    assert "record 7 skipped" in caplog.text
