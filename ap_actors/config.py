@@ -130,6 +130,10 @@ PIPELINE_ACTORS: dict[str, ActorConfig] = {
 """The pipeline's actors, run unless ``[pipeline] enabled = false``. The journal always
 runs and is not listed; workers and log monitors come from the team."""
 
+ACTOR_KINDS: tuple[str, ...] = ("journal", *PIPELINE_ACTORS, "worker", "log_monitor")
+"""Every kind of actor process of a mesh with the pipeline on and a team, in start order
+(a worker's and a log monitor's names are ``worker.ID`` and ``log_monitor.ID``)."""
+
 
 def read_text(path: Path, what: str, option: str) -> str:
     """Return a configuration file's text (UTF-8).

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from ap_actors.bus import Subscriber
+from ap_actors.config import ACTOR_KINDS
 from ap_actors.events import Record, SessionCancelled, SessionCompleted, SessionFailed
 from benchmarks.mesh import ApMesh
 from benchmarks.processes import Result
@@ -32,16 +33,7 @@ from benchmarks.ws_clients import Message
 if TYPE_CHECKING:
     from multiprocessing.synchronize import Event as MpEvent
 
-KINDS = (
-    "journal",
-    "planner",
-    "scope_validator",
-    "scheduler",
-    "reporter",
-    "broadcaster",
-    "worker",
-    "log_monitor",
-)
+KINDS = ACTOR_KINDS
 """The actor kinds of a mesh with the pipeline on and a team."""
 
 

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ap_actors.config import ACTOR_KINDS
 from ap_actors.eventlog import EventLog
 from ap_actors.events import CODEC, ActorStarted
 from ap_actors.history import HistoryReport, check
@@ -45,16 +46,7 @@ from ap_actors.supervisor import read_status
 from faults.clients import ClientSpec, run_client
 
 AP = str(Path(sys.executable).with_name("ap"))
-KINDS = (
-    "journal",
-    "planner",
-    "scope_validator",
-    "scheduler",
-    "reporter",
-    "broadcaster",
-    "worker",
-    "log_monitor",
-)
+KINDS = ACTOR_KINDS
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "chaos",
     "GIT_AUTHOR_EMAIL": "chaos@example.invalid",
