@@ -186,11 +186,18 @@ class _Mesh:
         ]
 
 
-def _kill(mesh: _Mesh, kind: str, rng: random.Random, phase: str) -> Kill | None:
+def _kill(
+    mesh: _Mesh, kind: str, rng: random.Random, phase: str, earlier: list[Kill]
+) -> Kill | None:
+    """``kill -9`` a running actor of ``kind``: one never killed, else the one killed
+    longest ago (a second crash soon after the first is a crash loop, which the
+    supervisor meets with its back-off on purpose: that is not a recovery to time)."""
     candidates = mesh.running(kind)
     if not candidates:
         return None
-    name, pid = rng.choice(candidates)
+    last = {k.actor: k.at for k in earlier}
+    oldest = min(last.get(name, 0.0) for name, _ in candidates)
+    name, pid = rng.choice([c for c in candidates if last.get(c[0], 0.0) == oldest])
     at = time.time()
     try:
         os.kill(pid, signal.SIGKILL)
@@ -329,7 +336,7 @@ def run(opts: Options, say: Any = print) -> RunResult:
                 if elapsed >= next_kill:
                     kind = KINDS[k % len(KINDS)]
                     k += 1
-                    kill = _kill(mesh, kind, rng, "steady")
+                    kill = _kill(mesh, kind, rng, "steady", kills)
                     if kill is not None:
                         kills.append(kill)
                         say(f"{elapsed:6.1f} s  kill -9 {kill.actor} (pid {kill.pid})")
@@ -389,7 +396,7 @@ def _burst(
     for r in rates:
         r.value = -1.0
     time.sleep(opts.burst_s / 2)
-    kill = _kill(mesh, "journal", rng, "burst")
+    kill = _kill(mesh, "journal", rng, "burst", kills)
     if kill is not None:
         kills.append(kill)
         say(f"           kill -9 {kill.actor} (pid {kill.pid}) during the burst")
