@@ -327,12 +327,14 @@ class Actor(Generic[S]):
         self._ready = ready
         try:
             covered = await self._fold_history()
-            # The log files when this machine has them, else the journal's replay endpoint.
+            # The log files when this machine has them, else the journal's replay endpoint,
+            # asked for as long as it takes (a remote actor through a network outage).
             subscriber = Subscriber.connect(
                 mesh=self.mesh,
                 topics=self.topics,
                 since=covered,
                 on_caught_up=self._caught_up,
+                replay_attempts=None,
             )
             self._subscriber = subscriber
             async for record in subscriber:

@@ -3,10 +3,15 @@
 Source: ``DESIGN.md``, "Wire protocol". Shape::
 
     {"ingest": URL, "bus": URL, "replay": URL, "dashboard": URL or null,
-     "pid": supervisor pid, "log": path of the LMDB environment}
+     "pid": supervisor pid, "log": path of the LMDB environment,
+     "keys": CurveZMQ keys directory or null, "client": the client key pair's name}
 
 Written atomically by the supervisor once the journal has bound its endpoints (the
-concrete ports, also when ``*`` was asked for), removed by a clean shutdown.
+concrete ports, also when ``*`` was asked for), removed by a clean shutdown. ``ap
+worker`` writes one too, in its own state directory on another machine: the mesh's
+endpoints as reachable from there, a ``log`` path that does not exist there (so its
+actors replay through the journal) and its own ``client`` key pair
+(:mod:`ap_actors.remote`).
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ class MeshInfo(msgspec.Struct, frozen=True):
     pid: int  # Supervisor process id.
     log: str  # Absolute path of the LMDB environment directory.
     keys: str | None = None  # CurveZMQ keys directory (ap_actors/security.py); None = none.
+    client: str = "mesh"  # Name of the client key pair in `keys` (<client>.key_secret).
 
 
 def write_atomic(path: Path, data: bytes) -> None:

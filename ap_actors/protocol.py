@@ -7,6 +7,11 @@ ingest (ROUTER; clients use DEALER or REQ)
     reply   ``[b"ok", msgpack([seq, ...])]`` (same order; a duplicate id gets its
     original seq) or ``[b"error", msgpack({"code", "message", "index"})]``, in which
     case nothing of the batch was appended.
+    request ``[b"endpoints"]`` (an addition to DESIGN.md, for ``ap worker --connect``)
+    reply   ``[b"endpoints", msgpack({"ingest": URL, "bus": URL, "replay": URL})]``: the
+    endpoints the journal bound, concrete ports included; a wildcard host
+    (``0.0.0.0``, ``*``) stands for whatever address the client reached it on.
+    Answered in order with the append replies of the same client.
 bus (PUB)
     ``[topic, seq as 8-byte big-endian unsigned, msgpack(record)]``; topic = event tag.
 replay (ROUTER)
@@ -29,6 +34,7 @@ ERROR = b"error"
 REPLAY = b"replay"
 RECORD = b"record"
 END = b"end"
+ENDPOINTS = b"endpoints"  # request and reply: the journal's bound endpoints
 
 # Machine-readable error codes of an `error` reply.
 E_BAD_REQUEST = "bad_request"  # Wrong frame count or an unknown command frame.

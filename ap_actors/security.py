@@ -175,13 +175,15 @@ class CurveKeys:
 
 
 def mesh_keys(mesh: Any) -> CurveKeys | None:
-    """The local client keys of a mesh (its :class:`~ap_actors.mesh.MeshInfo`), if any.
+    """The client keys of a mesh (its :class:`~ap_actors.mesh.MeshInfo`), if any: the
+    pair named by its ``client`` (``mesh`` on the mesh's machine, the worker's own on a
+    remote worker's).
 
     Raises:
         ConfigError: the mesh has keys and they cannot be read here.
     """
     keys = getattr(mesh, "keys", None)
-    return CurveKeys.for_client(keys) if keys else None
+    return CurveKeys.for_client(keys, getattr(mesh, "client", LOCAL_CLIENT)) if keys else None
 
 
 def start_authenticator(context: zmq.Context[Any], keys: CurveKeys) -> Any:

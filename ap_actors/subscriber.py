@@ -10,6 +10,7 @@ through :mod:`ap_actors.bus` and :mod:`ap_actors`::
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
@@ -76,6 +77,10 @@ class Subscriber:
             delivered and before any later record is (actors start reacting there).
         curve: CurveZMQ keys for a mesh with ``[security] keys``
             (:mod:`ap_actors.security`); :meth:`connect` finds them in mesh.json.
+        replay_attempts: replay requests sent for one page (each waits
+            ``_REPLAY_TIMEOUT_S``) before :class:`BusError`; None = keep asking, as an
+            actor on another machine does through a network outage (restarting it would
+            not bring the journal back sooner, and a worker would abandon its objective).
 
     Attributes:
         last_seq: seq of the last record delivered (``since`` before any).
@@ -97,6 +102,7 @@ class Subscriber:
         on_caught_up: Callable[[int], Awaitable[None]] | None = None,
         context: zmq.asyncio.Context | None = None,
         curve: CurveKeys | None = None,
+        replay_attempts: int | None = _REPLAY_ATTEMPTS,
     ) -> None:
         if log_path is None and replay is None:
             raise BusError("a subscriber needs the log's path or the replay endpoint")
@@ -111,6 +117,7 @@ class Subscriber:
         self.on_caught_up = on_caught_up
         self.ctx = context or zmq_context()
         self.curve = curve
+        self.replay_attempts = replay_attempts
         self.last_seq = since
         self.head = 0
         self.gaps_filled = 0
@@ -309,10 +316,12 @@ class Subscriber:
     ) -> AsyncIterator[Record | tuple[int, int]]:
         """One replay request: yields records, then ``(covered, last)``.
 
-        A request that gets no answer (the journal is restarting) is sent again on a new
-        socket, ``_REPLAY_ATTEMPTS`` times in all, before :class:`BusError` is raised.
+        A request that gets no answer (the journal is restarting, the network is down)
+        is sent again on a new socket, ``replay_attempts`` times in all, before
+        :class:`BusError` is raised.
         """
-        for attempt in range(1, _REPLAY_ATTEMPTS + 1):
+        attempts = self.replay_attempts
+        for attempt in itertools.count(1) if attempts is None else range(1, attempts + 1):
             delivered = 0
             try:
                 async for item in self._replay_request(since, limit):
@@ -327,7 +336,7 @@ class Subscriber:
                     extra={"attempt": attempt, "since": since, "delivered": delivered},
                 )
         raise BusError(
-            f"the replay endpoint {self.replay} did not answer {_REPLAY_ATTEMPTS} requests"
+            f"the replay endpoint {self.replay} did not answer {attempts} requests"
             f" of {_REPLAY_TIMEOUT_S:.0f}s each; is the mesh running? (`ap status`)"
         )
 

@@ -445,14 +445,7 @@ class Supervisor:
             MeshRunningError: a live mesh already uses ``state_dir``.
             StartupError: an actor failed to start (everything started is stopped again).
         """
-        ensure_no_mesh(self.state_dir)
-        # Two `ap up` racing on one state directory: the second stops here.
-        try:
-            self._lock = hold_lock(self.state_dir / "supervisor.lock", "another supervisor")
-        except StartupError as e:
-            raise MeshRunningError(
-                f"{e}; a mesh is starting or running in this state dir"
-            ) from None
+        self._claim_state_dir()
         mesh_cfg = self.config.mesh
         keys = self.config.security.keys
         require_keys(
@@ -469,7 +462,7 @@ class Supervisor:
             bound = await self._spawn(journal)
             # A restarted journal must bind the very ports clients already know.
             journal.argv = self._journal_argv(bound["ingest"], bound["bus"], bound["replay"])
-            self.mesh = MeshInfo(
+            mesh = MeshInfo(
                 ingest=bound["ingest"],
                 bus=bound["bus"],
                 replay=bound["replay"],
@@ -478,36 +471,68 @@ class Supervisor:
                 log=str(eventlog_dir(self.state_dir)),
                 keys=keys,
             )
-            write_mesh(self.state_dir, self.mesh)
-            write_atomic(
-                self.state_dir / EFFECTIVE_CONFIG,
-                msgspec.json.format(msgspec.json.encode(self.config)) + b"\n",
-            )
-            write_team(self.state_dir, self.team)
-            self.emitter = Emitter(self.mesh.ingest, source="supervisor", curve=curve)
+            self._publish(mesh, curve)
             assert journal.proc is not None
             self._emit(ActorStarted(actor="journal", pid=journal.proc.pid, argv=journal.argv))
-            for name in self.config.enabled_actors():  # file order: shutdown reverses it
-                self.children.append(_Child(name, self._actor_argv(name)))
-            per_agent = [c for c in self.children if c.name.startswith(PER_AGENT_PREFIXES)]
-            for child in self.children[1:]:
-                if child not in per_agent:
-                    await self._spawn(child)
-            await self._spawn_all(per_agent, os.cpu_count() or 2)
+            await self._start_actors()
         except BaseException:
             await self.shutdown()
             raise
+        self._watch_all()
+        assert self.mesh is not None  # with the dashboard's URL the broadcaster reported
+        log.info("mesh up", extra={"mesh": msgspec.to_builtins(self.mesh), "actors": self._names()})
+        return self.mesh
+
+    def _claim_state_dir(self) -> None:
+        """Refuse a state directory that a live mesh uses; hold its supervisor lock.
+
+        Raises:
+            MeshRunningError: a mesh runs there, or another supervisor is starting one.
+        """
+        ensure_no_mesh(self.state_dir)
+        # Two `ap up` racing on one state directory: the second stops here.
+        try:
+            self._lock = hold_lock(self.state_dir / "supervisor.lock", "another supervisor")
+        except StartupError as e:
+            raise MeshRunningError(
+                f"{e}; a mesh is starting or running in this state dir"
+            ) from None
+
+    def _publish(self, mesh: MeshInfo, curve: CurveKeys | None) -> None:
+        """Write what the actors read at start (mesh.json, the effective config, the
+        team) and connect the emitter of the lifecycle events."""
+        self.mesh = mesh
+        write_mesh(self.state_dir, mesh)
+        write_atomic(
+            self.state_dir / EFFECTIVE_CONFIG,
+            msgspec.json.format(msgspec.json.encode(self.config)) + b"\n",
+        )
+        write_team(self.state_dir, self.team)
+        self.emitter = Emitter(mesh.ingest, source="supervisor", curve=curve)
+
+    async def _start_actors(self) -> None:
+        """Start every enabled actor of the config: one at a time in file order, then
+        the per-agent ones concurrently (module docstring).
+
+        Raises:
+            StartupError: one failed to start (the caller stops whatever runs).
+        """
+        new = [_Child(name, self._actor_argv(name)) for name in self.config.enabled_actors()]
+        self.children += new  # file order: shutdown reverses it
+        per_agent = [c for c in new if c.name.startswith(PER_AGENT_PREFIXES)]
+        for child in new:
+            if child not in per_agent:
+                await self._spawn(child)
+        await self._spawn_all(per_agent, os.cpu_count() or 2)
+
+    def _watch_all(self) -> None:
+        """Start restarting every child that exits (:meth:`_watch`)."""
         for child in self.children:
             child.watcher = asyncio.create_task(self._watch(child))
         self._write_status()
-        log.info(
-            "mesh up",
-            extra={
-                "mesh": msgspec.to_builtins(self.mesh),
-                "actors": [c.name for c in self.children],
-            },
-        )
-        return self.mesh
+
+    def _names(self) -> list[str]:
+        return [c.name for c in self.children]
 
     async def wait(self) -> int:
         """Run until SIGTERM/SIGINT (or giving up on the journal); return the exit code."""

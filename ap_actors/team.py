@@ -18,6 +18,8 @@ worker's ``type`` means its ``agent`` and ``log_path`` one extra log file). Shap
     log_paths = ["~/.codex/log/codex-tui.log"]      # agent log files its log monitor tails too
     env = { RUFF_CACHE_DIR = "/tmp/ruff" }          # added to the agent's environment
     timeout_s = 600             # this worker's objective timeout (default objective_timeout_s)
+    remote = false              # true: runs on another machine (`ap worker --id ruff-1`);
+                                # the mesh does not start its actors, but assigns it work
 
 Errors name the file, the worker and the key, with the fix, in one line.
 """
@@ -51,6 +53,7 @@ class WorkerSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     log_paths: list[str] = []  # Extra agent log files the log monitor tails (~ expanded).
     env: dict[str, str] = {}  # Added to the agent's environment.
     timeout_s: float | None = None  # Objective timeout, seconds; None = the team default.
+    remote: bool = False  # Its actors run on another machine (`ap worker`), not in the mesh.
 
     def templates(self) -> list[str | list[str]]:
         """Return the argv templates in run order (``command`` first, then ``commands``)."""
@@ -89,8 +92,9 @@ def _from_seed_json(data: Any) -> Any:
             w = dict(w)
             if "type" in w and "agent" not in w:
                 w["agent"] = w.pop("type")
-            if "log_path" in w:
-                w["log_paths"] = [*w.get("log_paths", []), w.pop("log_path")]
+            earlier = w.get("log_paths") or []
+            if "log_path" in w and isinstance(earlier, list):  # else validation says why
+                w["log_paths"] = [*earlier, w.pop("log_path")]
             w.pop("name", None)  # the seeds' display name; the id is ours
         workers.append(w)
     return {**data, "workers": workers}
@@ -186,21 +190,28 @@ def default_team(path: str | None = None) -> Team:
 
 
 def team_actors(team: Team) -> dict[str, ActorConfig]:
-    """Return the actors a team adds to a mesh: ``worker.<id>`` and ``log_monitor.<id>``.
+    """Return the actors a team adds to a mesh: ``worker.<id>`` and ``log_monitor.<id>``
+    per worker that is not ``remote`` (:func:`worker_actors`)."""
+    actors: dict[str, ActorConfig] = {}
+    for w in team.workers:
+        if not w.remote:
+            actors.update(worker_actors(team, w))
+    return actors
+
+
+def worker_actors(team: Team, worker: WorkerSpec) -> dict[str, ActorConfig]:
+    """Return the two actors of one worker, ``worker.<id>`` and ``log_monitor.<id>``
+    (run by the mesh, or by ``ap worker`` on another machine for a remote one).
 
     Each gets ``options = {"worker": <its WorkerSpec as a dict>, "team": <the team>}``.
     """
-    team_dict = msgspec.to_builtins(team)
-    actors: dict[str, ActorConfig] = {}
-    for w in team.workers:
-        options = {"worker": msgspec.to_builtins(w), "team": team_dict}
-        actors[f"worker.{w.id}"] = ActorConfig(
-            cls="ap_actors.actors.worker:Worker", options=options
-        )
-        actors[f"log_monitor.{w.id}"] = ActorConfig(
+    options = {"worker": msgspec.to_builtins(worker), "team": msgspec.to_builtins(team)}
+    return {
+        f"worker.{worker.id}": ActorConfig(cls="ap_actors.actors.worker:Worker", options=options),
+        f"log_monitor.{worker.id}": ActorConfig(
             cls="ap_actors.actors.log_monitor:LogMonitor", options=options
-        )
-    return actors
+        ),
+    }
 
 
 def effective_config(config: Config, team: Team) -> Config:

@@ -111,6 +111,7 @@ class Journal:
         self.ctx = context or zmq.Context.instance()
         self.stop = threading.Event()
         self.appended = 0  # events appended since start (for logs and tests)
+        self.storage_failures = 0  # group commits the log refused in a row (disk full)
 
     def bind(self) -> Endpoints:
         """Bind the three sockets and return the concrete endpoints."""
@@ -144,6 +145,7 @@ class Journal:
                 ) from e
             bound.append(sock.getsockopt_string(zmq.LAST_ENDPOINT))
         self.endpoints = Endpoints(*bound)
+        self._endpoints_map = CODEC.encode(self.endpoints)  # the `endpoints` reply
         return self.endpoints
 
     def close(self) -> None:
@@ -187,6 +189,9 @@ class Journal:
             except zmq.Again:
                 break
             envelope, body = _split_envelope(frames)
+            if body == [P.ENDPOINTS]:  # a remote worker looking for the bus and replay
+                requests.append((envelope, None, [P.ENDPOINTS, self._endpoints_map]))
+                continue
             if len(body) != 2 or body[0] != P.APPEND:
                 expected = "expected frames [b'append', msgpack list]"
                 requests.append((envelope, None, _error_reply(P.E_BAD_REQUEST, expected)))
@@ -213,8 +218,15 @@ class Journal:
             try:
                 seqs, appended = self.log.append_prepared(flat)
             except EventLogError as e:
-                log.error("append failed, nothing acknowledged: %s", e)
+                if not self.storage_failures:  # once per episode: clients retry at once
+                    log.error("append failed, nothing acknowledged: %s", e)
+                self.storage_failures += 1
                 storage_error = _error_reply(P.E_STORAGE, str(e))
+            else:
+                if self.storage_failures:
+                    n = self.storage_failures
+                    log.info("appends resumed after %d refused group commits", n)
+                    self.storage_failures = 0
         pos = 0
         for envelope, batch, refused in requests:
             if batch is None:

@@ -3,7 +3,9 @@
 Mesh commands (:mod:`ap_actors.cli.mesh`): ``up``, ``down``, ``status``, ``tail``,
 ``emit``. Session commands (:mod:`ap_actors.cli.sessions`): ``submit``, ``approve``,
 ``reject``, ``cancel``, ``sessions``, ``show``, ``replay``, ``report``. Agent commands
-(:mod:`ap_actors.cli.agents`): ``parse``, ``agents``. Every command takes
+(:mod:`ap_actors.cli.agents`): ``parse``, ``agents``. ``keys generate``
+(:mod:`ap_actors.cli.keys`). ``worker`` (:mod:`ap_actors.cli.worker`): a worker of the
+team on another machine, with its own state directory. Every command takes
 ``--state-dir`` (default ``$AP_STATE_DIR`` or ``.ap/``) and finds the mesh through
 ``<state dir>/mesh.json``. A user's mistake prints one line ``ap: <what is wrong and how
 to fix it>`` on stderr and exits with the code of `errors.py` (README, "Exit codes").
@@ -16,7 +18,7 @@ import sys
 from collections.abc import Sequence
 
 from ap_actors import __version__
-from ap_actors.cli import agents, keys, mesh, sessions
+from ap_actors.cli import agents, keys, mesh, sessions, worker
 from ap_actors.errors import EXIT_INTERNAL, EXIT_OK, ApError
 
 
@@ -35,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     sessions.add_commands(sub, common)
     agents.add_commands(sub, common)
     keys.add_commands(sub, common)
+    worker.add_commands(sub, common)
     return parser
 
 

@@ -205,3 +205,35 @@ def test_a_second_journal_on_the_same_log_refuses_to_start(journal: JournalProce
         start_journal(journal.state_dir)
     assert f"pid {journal.proc.pid}" in str(caught.value)
     assert journal.proc.poll() is None  # the first one is untouched
+
+
+async def test_an_endpoints_request_is_answered_with_the_bound_endpoints_in_order(
+    journal: JournalProcess,
+) -> None:
+    ctx = zmq.asyncio.Context.instance()
+    sock = ctx.socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(journal.ingest)
+    try:
+        # Between two appends of the same client: each reply comes back in its place.
+        await sock.send_multipart([P.APPEND, CODEC.encode([_event_map()])])
+        await sock.send_multipart([P.ENDPOINTS])
+        await sock.send_multipart([P.APPEND, CODEC.encode([_event_map()])])
+        replies = [await asyncio.wait_for(sock.recv_multipart(), 10) for _ in range(3)]
+    finally:
+        sock.close()
+    assert replies[0] == [P.OK, CODEC.encode([1])]
+    assert replies[1][0] == P.ENDPOINTS and len(replies[1]) == 2
+    assert msgspec.msgpack.decode(replies[1][1]) == {
+        "ingest": journal.ingest,
+        "bus": journal.bus,
+        "replay": journal.replay,
+    }
+    assert replies[2] == [P.OK, CODEC.encode([2])]
+
+
+async def test_an_endpoints_request_with_a_payload_is_a_bad_request(
+    journal: JournalProcess,
+) -> None:
+    err = _error(await _request(journal.ingest, [P.ENDPOINTS, b"extra"]))
+    assert err["code"] == P.E_BAD_REQUEST

@@ -22,6 +22,7 @@ from ap_actors.team import (
     resolve_team,
     team_actors,
     team_option,
+    worker_actors,
     write_team,
 )
 
@@ -153,6 +154,7 @@ def test_the_seeds_display_name_is_dropped_rather_than_rejected(tmp_path: Path) 
         "log_paths": [],
         "env": {},
         "timeout_s": None,
+        "remote": False,
     }
 
 
@@ -246,6 +248,11 @@ def test_a_wrong_type_names_the_full_path_of_the_key(tmp_path: Path) -> None:
         'timeout_s = "slow"\n',
     )
     assert "$.workers[1].timeout_s" in str(load_error(path))
+
+
+def test_remote_must_be_a_boolean(tmp_path: Path) -> None:
+    path = write(tmp_path / "team.toml", '[[workers]]\nid = "a"\ncommand = "x"\nremote = "yes"\n')
+    assert "$.workers[0].remote" in str(load_error(path))
 
 
 @pytest.mark.parametrize(
@@ -403,6 +410,30 @@ def test_team_actors_are_a_worker_and_a_log_monitor_per_worker_with_spec_and_tea
 
 def test_a_team_without_workers_adds_no_actors() -> None:
     assert team_actors(Team()) == {}
+
+
+def test_a_remote_worker_adds_no_actors_to_the_mesh_but_stays_in_the_team(
+    tmp_path: Path,
+) -> None:
+    path = write(
+        tmp_path / "team.toml",
+        '[[workers]]\nid = "here"\ncommand = "x"\n'
+        '[[workers]]\nid = "there"\ncommand = "x"\nremote = true\n',
+    )
+    team = load_team(path)
+    here, there = team.workers
+    assert (here.remote, there.remote) == (False, True)
+    assert team.ids() == ["here", "there"]  # the scheduler still assigns it objectives
+    assert list(team_actors(team)) == ["worker.here", "log_monitor.here"]
+    # `ap worker` on the other machine runs the same two actors, with the same options.
+    remote = worker_actors(team, there)
+    assert list(remote) == ["worker.there", "log_monitor.there"]
+    assert remote["worker.there"].options == {
+        "worker": msgspec.to_builtins(there),
+        "team": msgspec.to_builtins(team),
+    }
+    effective = effective_config(load_config(None), team)
+    assert "worker.here" in effective.actors and "worker.there" not in effective.actors
 
 
 def test_effective_config_gives_the_pipeline_actors_the_team_and_adds_the_workers() -> None:
