@@ -21,7 +21,8 @@ Source: ``DESIGN.md``, "The event log and the bus". Layout of the environment
 Actors keep their snapshots in files of their own, not in ``snapshots``
 (:mod:`ap_actors.snapshots` says why). Only the journal process writes; any number of
 processes read with short read-only transactions (LMDB MVCC: readers never block the
-writer). A full map is grown, never reported as an error. Durability ``"fsync"``
+writer). A full map is grown, never reported as an error; a full disk aborts the write
+transaction (the log stays as it was) and raises :class:`EventLogError`. Durability ``"fsync"``
 (default) syncs data and meta pages at every commit; ``"none"`` leaves flushing to the
 OS (a power loss may drop the last commits, never corrupt the log) and exists for tests
 and benchmarks.
@@ -54,6 +55,7 @@ Durability = Literal["fsync", "none"]
 DURABILITIES: tuple[str, ...] = ("fsync", "none")
 
 DEFAULT_MAP_SIZE = 64 * 1024 * 1024  # bytes; doubled whenever it fills up
+_LOW_SPACE = 1024 * 1024  # bytes free below which a failed commit means a full disk
 MAX_READERS = 1024
 _CHUNK = 1024  # records read per read transaction, so no reader pins old pages for long
 _DB_NAMES = (b"events", b"ids", b"sessions", b"snapshots")
@@ -330,12 +332,56 @@ class EventLog:
             raise EventLogError(f"cannot read event log {self.path}: {e}") from e
 
     def _grow(self) -> None:
+        """Double the map (a full map is grown, never reported).
+
+        Raises:
+            EventLogError: the map could not grow (LMDB refused, or the size did not
+                change): raised rather than retried, so a full map never loops forever.
+        """
         # set_mapsize needs no transaction open in this process: readers of this process
         # hold the shared lock for each of their (short) transactions.
         with self._shared.lock:
             size = self._env.info()["map_size"]
-            self._env.set_mapsize(size * 2)
-        log.info("event log map grown from %d to %d bytes", size, size * 2)
+            try:
+                self._env.set_mapsize(size * 2)
+            except lmdb.Error as e:
+                raise self._write_error(f"growing the map past {size} bytes of", e) from e
+            grown = self._env.info()["map_size"]
+        if grown <= size:
+            raise EventLogError(f"the map of event log {self.path} did not grow past {size} bytes")
+        log.info("event log map grown from %d to %d bytes", size, grown)
+
+    def _write_error(self, what: str, e: lmdb.Error, need: int = 0) -> EventLogError:
+        """The one-line error for a failed write transaction (it was aborted: the log is
+        as it was before it).
+
+        Without ``MDB_WRITEMAP`` LMDB grows ``data.mdb`` by writing pages at commit, so a
+        full disk shows there: ENOSPC (``lmdb.DiskError``) when nothing could be written,
+        or EIO ("short write, filesystem full?" in ``mdb_page_flush``) when part could.
+        Either counts as a full disk when the filesystem has less room left than the
+        transaction needed (``need`` bytes, estimated) plus a margin.
+        """
+        try:
+            st = os.statvfs(self.path)
+            free = st.f_bavail * st.f_frsize
+        except OSError:
+            free = -1
+        if isinstance(e, lmdb.PanicError):  # a meta page write failed earlier
+            return EventLogError(
+                f"{what} event log {self.path} failed: {e}; LMDB refuses every"
+                " transaction until the log is reopened: restart the journal once the"
+                f" disk holding it has room ({free} bytes free)"
+            )
+        if isinstance(e, lmdb.DiskError) or 0 <= free < 2 * need + _LOW_SPACE:
+            return EventLogError(
+                f"{what} event log {self.path} failed: the disk is full ({free} bytes free);"
+                " free space on that filesystem; nothing was written, and appends resume"
+                " by themselves once there is room"
+            )
+        return EventLogError(
+            f"{what} event log {self.path} failed: {e}; check the disk holding it"
+            f" ({free} bytes free); nothing was written"
+        )
 
     def _read_last_seq(self) -> int:
         with self._shared.lock, self._begin() as txn:
@@ -388,7 +434,8 @@ class EventLog:
             except lmdb.MapFullError:
                 self._grow()
             except lmdb.Error as e:
-                raise EventLogError(f"append to {self.path} failed: {e}") from e
+                need = sum(len(item.raw) for item in items)
+                raise self._write_error("appending to", e, need) from e
 
     def _append_txn(
         self, items: Sequence[Prepared], appended_at: float
@@ -775,7 +822,8 @@ class EventLog:
             except lmdb.MapFullError:
                 self._grow()
             except lmdb.Error as e:
-                raise EventLogError(f"saving snapshot {snapshot.name!r} failed: {e}") from e
+                what = f"saving snapshot {snapshot.name!r} in"
+                raise self._write_error(what, e, len(data)) from e
 
     def load_snapshot(self, name: str) -> Snapshot | None:
         """Return the snapshot saved under ``name``, or None."""
