@@ -16,6 +16,7 @@ code spans whose fences are longer than any backtick run they contain (both from
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import secrets
@@ -35,6 +36,7 @@ from ap_actors.markdown import (
     fenced,
 )
 from ap_actors.projections import ObjectiveView, SessionView
+from ap_actors.redaction import Redactor
 
 ReportKind: TypeAlias = Literal["analysis", "plan", "accomplishment"]
 
@@ -506,6 +508,11 @@ def write_report(state_dir: Path, view: SessionView, kind: ReportKind) -> Path:
     folder, is fsynced, then renamed over the target (``os.replace``), so a reader sees
     the old report or the new one, never a part. Writing again replaces the file.
 
+    The view's text is redacted first with the secret variables of this process's
+    environment (:mod:`ap_actors.redaction`): the events the workers emit are redacted
+    already; this also covers other actors' (a planner agent's error output) and logs
+    written before redaction existed.
+
     Returns:
         The path written.
 
@@ -513,7 +520,7 @@ def write_report(state_dir: Path, view: SessionView, kind: ReportKind) -> Path:
         OSError: the folder or the file cannot be written (the temporary file is removed).
     """
     path = report_path(state_dir, view, kind)
-    data = RENDERERS[kind](view).encode()
+    data = RENDERERS[kind](_environment_redactor().event(view)).encode()
     path.parent.mkdir(parents=True, exist_ok=True)
     # Not mkstemp: its 0600 mode would stick to the report; O_EXCL keeps the name ours.
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
@@ -528,3 +535,9 @@ def write_report(state_dir: Path, view: SessionView, kind: ReportKind) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+@functools.cache
+def _environment_redactor() -> Redactor:
+    """The redactor of this process's environment, built once."""
+    return Redactor.from_env(os.environ)

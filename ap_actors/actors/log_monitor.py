@@ -18,6 +18,11 @@ Extra agent log files of the worker (``log_paths`` in the team file) are tailed 
 their end for as long as the monitor runs; their lines are attributed to the objective
 the worker is running at the time.
 
+Every event is redacted before it leaves (:mod:`ap_actors.redaction`): the values of the
+secret variables of the agent's environment (the monitor's, which the worker's agent
+inherits, plus the worker's ``env``) become ``[redacted:NAME]`` in the descriptions,
+commands, paths and errors an agent prints.
+
 Events leave through an :class:`Outbox`: the tail does not wait for each event's
 append; what piles up while one batch is in flight goes to the journal as the next
 batch, in order. An agent printing 1,000 lines/s is thus read at the rate it writes,
@@ -29,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -48,6 +54,7 @@ from ap_actors.events import (
     WorkerError,
     derive_id,
 )
+from ap_actors.redaction import Redactor
 from ap_actors.tailing import tail_lines
 from ap_actors.team import WorkerSpec
 
@@ -147,6 +154,7 @@ class LogMonitor(Actor[MonitorState]):
         self.spec = msgspec.convert(self.options["worker"], WorkerSpec)
         self.worker_id = self.spec.id
         self.adapter = get_adapter(self.spec.agent)
+        self.redactor = Redactor.from_env(os.environ, self.spec.env)
         self.tails: dict[str, tuple[asyncio.Task[None], asyncio.Event]] = {}
         self.current: ObjectiveStarted | None = None
         self.extra: list[asyncio.Task[None]] = []
@@ -177,6 +185,14 @@ class LogMonitor(Actor[MonitorState]):
             for path, started in state.unread.items()
             if (started.session_id, started.objective_id) == (event.session_id, event.objective_id)
         ]
+
+    async def emit(self, event: Event, *, cause: Event | None = None) -> int:
+        """Append ``event`` with the agent's secrets redacted (module docstring)."""
+        return await super().emit(self.redactor.event(event), cause=cause)
+
+    async def _emit_many(self, events: list[Event]) -> object:
+        """The outboxes' append: a batch, redacted."""
+        return await self.emitter.emit_many(self.redactor.events(events))
 
     async def on_recovered(self) -> None:
         # Transcripts not read to their end: read them again (ids make that idempotent);
@@ -226,7 +242,7 @@ class LogMonitor(Actor[MonitorState]):
         parser = self.adapter.parser(started.workdir or None)
         key = f"{started.session_id}:{started.objective_id}:{started.attempt}"
         lines = 0
-        outbox = Outbox(self.emitter.emit_many)
+        outbox = Outbox(self._emit_many)
         try:
             async for line in tail_lines(Path(path), stop=stop):
                 lines += 1
@@ -278,7 +294,7 @@ class LogMonitor(Actor[MonitorState]):
 
     async def _tail_extra(self, path: Path) -> None:
         parser = self.adapter.parser()
-        outbox = Outbox(self.emitter.emit_many)
+        outbox = Outbox(self._emit_many)
         try:
             async for line in tail_lines(path, from_start=False):
                 for a in parser.feed(line.text):

@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -50,6 +51,7 @@ from ap_actors.events import (
 )
 from ap_actors.planning import Plan, agent_plan, check_plan, heuristic_plan, load_plan_file
 from ap_actors.process import kill_group
+from ap_actors.redaction import Redactor
 from ap_actors.team import Team, team_option
 
 log = logging.getLogger(__name__)
@@ -71,6 +73,13 @@ class Planner(Actor[PlannerState]):
         self.tasks: dict[str, asyncio.Task[None]] = {}  # session -> its planning
         self.agents: dict[str, int] = {}  # session -> process group of its agent planner
         self.pid_dir = self.state_dir / "planner"
+        # A planning agent's stderr can end up in a failure's reason: redact its keys.
+        self.redactor = Redactor.from_env(os.environ)
+
+    async def emit(self, event: Event, *, cause: Event | None = None) -> int:
+        """Append ``event`` with the secrets of this environment redacted
+        (:mod:`ap_actors.redaction`)."""
+        return await super().emit(self.redactor.event(event), cause=cause)
 
     def initial_state(self) -> PlannerState:
         return PlannerState()

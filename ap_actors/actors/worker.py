@@ -27,6 +27,11 @@ process group (its id is in ``worker_started`` and, written before that is emitt
 ``<transcript>.pid``) and reports ``objective_failed`` ("interrupted"); the scheduler assigns a
 new attempt while the team's ``max_attempts`` allows.
 
+Every event it emits is redacted first (:mod:`ap_actors.redaction`): the values of the
+secret variables of the agent's environment (the mesh's plus the worker's ``env``) become
+``[redacted:NAME]``, wherever the agent's output put them (the reason of a failure, the
+files it created). The environment itself is never put into an event.
+
 Options: ``worker`` (the WorkerSpec), ``team``, ``metrics_interval_s`` (default 2.0),
 ``kill_grace_s`` (default 3.0).
 """
@@ -58,6 +63,7 @@ from ap_actors.agents.base import (
 from ap_actors.agents.command import command_line, exit_line, timestamp
 from ap_actors.errors import ApError
 from ap_actors.events import (
+    Event,
     ObjectiveAssigned,
     ObjectiveCompleted,
     ObjectiveFailed,
@@ -70,6 +76,7 @@ from ap_actors.events import (
 )
 from ap_actors.process import TreeSampler, kill_group
 from ap_actors.projections import SessionView
+from ap_actors.redaction import Redactor
 from ap_actors.scope import check_changes
 from ap_actors.team import WorkerSpec
 from ap_actors.worktrees import (
@@ -104,6 +111,7 @@ class Worker(SessionsActor):
         self.spec = msgspec.convert(self.options["worker"], WorkerSpec)
         self.worker_id = self.spec.id
         self.adapter = get_adapter(self.spec.agent)
+        self.redactor = Redactor.from_env(os.environ, self.spec.env)
         self.metrics_interval_s = float(self.options.get("metrics_interval_s", 2.0))
         self.kill_grace_s = float(self.options.get("kill_grace_s", 3.0))
         self.started_at = time.time()
@@ -147,6 +155,10 @@ class Worker(SessionsActor):
                 self.runner.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await self.runner
+
+    async def emit(self, event: Event, *, cause: Event | None = None) -> int:
+        """Append ``event`` with the agent's secrets redacted (module docstring)."""
+        return await super().emit(self.redactor.event(event), cause=cause)
 
     def _stop_current(self, reason: str) -> None:
         if self.stop_reason is None:
@@ -306,7 +318,8 @@ class Worker(SessionsActor):
         }
         if code != 0:
             # The agent's own last error (its parser's), else its last line of output.
-            last = summary.last_error or _last_error_line(transcript)
+            # Redacted before the cut, which could leave a secret's first half.
+            last = summary.last_error or self.redactor.text(_last_error_line(transcript))[:300]
             reason = f"{shlex.join(argvs[-1][:3]) if argvs else 'agent'} exited with {code}"
             await self._fail(
                 assigned,
@@ -379,7 +392,7 @@ class Worker(SessionsActor):
             FileNotFoundError, PermissionError: the command cannot be run.
         """
         out.write(command_line(argv).encode() + b"\n")
-        env = {**os.environ, **self.spec.env}
+        env = {**os.environ, **self.spec.env}  # never in an event: it holds the keys
         proc = await asyncio.create_subprocess_exec(
             *argv,
             cwd=workdir,
@@ -528,12 +541,13 @@ def _mark(out: IO[bytes], text: str) -> None:
 
 
 def _last_error_line(transcript: Path, max_bytes: int = 8192) -> str:
-    """The last non-marker, non-blank line of a transcript (the agent's own last word)."""
+    """The last non-marker, non-blank line of a transcript (the agent's own last word),
+    from its last ``max_bytes``, whole."""
     with transcript.open("rb") as f:
         f.seek(max(0, transcript.stat().st_size - max_bytes))
         lines = f.read().decode("utf-8", "replace").splitlines()
     for line in reversed(lines):
         text = line.strip()
         if text and not (text.startswith("[") and ("] EXIT:" in text or "] COMMAND:" in text)):
-            return text[:300]
+            return text
     return ""

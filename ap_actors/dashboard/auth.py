@@ -3,10 +3,15 @@
 - The dashboard binds ``127.0.0.1`` by default (``[mesh] dashboard`` in ap.toml). Any
   other address needs a token in ``$AP_TOKEN``; without one the broadcaster refuses to
   start (:func:`check_bind`).
-- With a token set, ``/api/*``, ``/metrics`` and ``/ws`` need it: the HTTP header
+- With a token set, every path but the page (``/``) and its static files
+  (``/static/...``), which hold no data, needs it: ``/api/*``, ``/metrics``, ``/ws``,
+  and any other path, so that a route added later is protected too and a client without
+  the token cannot even tell which paths exist. It is sent as the HTTP header
   ``Authorization: Bearer <token>`` or, for the WebSocket (browsers cannot set headers
-  on it), the query parameter ``token``. A wrong or missing token gets 401 and nothing
-  else. The page and its static files need none: they hold no data.
+  on it), the query parameter ``token``. A wrong or missing token gets 401 and one
+  fixed line, the same for every path: no data, no hint of what exists. The token is
+  read when the broadcaster starts; after a change, restart it (``ap down``/``ap up``)
+  and the old token is refused.
 - A WebSocket opened from a web page must come from the dashboard's own origin: the
   ``Origin`` header, when present, must name the host and port the request was sent to
   (403 otherwise), so another site open in the owner's browser cannot read the stream.
@@ -31,7 +36,7 @@ from aiohttp.typedefs import Middleware
 from ap_actors.errors import StartupError
 
 TOKEN_ENV = "AP_TOKEN"
-PROTECTED = ("/api/", "/ws", "/metrics")
+PUBLIC_PREFIX = "/static/"  # with "/": the page and its files, which need no token
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -79,7 +84,8 @@ def make_auth_middleware(token: str | None, bind_host: str = "127.0.0.1") -> Mid
             raise _refuse(web.HTTPMisdirectedRequest, f"unexpected Host {request.host!r}")
         if (
             token
-            and path.startswith(PROTECTED)
+            and path != "/"
+            and not path.startswith(PUBLIC_PREFIX)
             and not hmac.compare_digest(_presented(request).encode(), token.encode())
         ):
             raise _refuse(

@@ -30,6 +30,7 @@ from aiohttp import WSMsgType, web
 
 from ap_actors.dashboard.api import _error, _int
 from ap_actors.dashboard.clients import frames
+from ap_actors.ingest import MAX_SESSION_BYTES
 from ap_actors.protocol import MAX_SEQ
 
 if TYPE_CHECKING:
@@ -45,7 +46,9 @@ def add_routes(app: web.Application, b: Broadcaster) -> None:
     async def websocket(request: web.Request) -> web.WebSocketResponse:
         since = _int(request, "since", 0, MAX_SEQ)
         session = request.query.get("session") or None
-        if session is not None and len(session) > 200:
+        if session is not None and (
+            len(session.encode()) > MAX_SESSION_BYTES or "\x00" in session
+        ):  # what the journal takes as a session id (ingest)
             raise _error(web.HTTPBadRequest, "session must be a session id")
         ws = web.WebSocketResponse(heartbeat=HEARTBEAT_S, compress=False)
         await ws.prepare(request)

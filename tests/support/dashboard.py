@@ -171,9 +171,19 @@ async def raw_get(
 ) -> tuple[int, bytes]:
     """Send ``GET target`` byte for byte (no client-side path normalisation); return the
     status code and the body."""
+    return await raw_request(base, "GET", target, headers)
+
+
+async def raw_request(
+    base: str, method: str, target: str, headers: dict[str, str] | None = None
+) -> tuple[int, bytes]:
+    """Send ``method target`` (no body) byte for byte: no client-side path
+    normalisation; return the status code and the body."""
     url = urlsplit(base)
     reader, writer = await asyncio.open_connection(url.hostname, url.port)
-    lines = [f"GET {target} HTTP/1.1", f"Host: {url.netloc}", "Connection: close"]
+    lines = [f"{method} {target} HTTP/1.1", f"Host: {url.netloc}", "Connection: close"]
+    if method != "GET":
+        lines.append("Content-Length: 0")
     lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
     writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
     try:

@@ -771,6 +771,11 @@ _GEMINI_SETTINGS = {
 }
 
 
+FAKE_KEY = "sk-scripted-0123456789abcdef"
+"""The API key the CLIs are given: key-shaped, so that secret redaction (which hides the
+values of key variables wherever they appear) touches nothing but itself."""
+
+
 def cli_setup(
     cli: Cli, url: str, home: Path, *, base_env: Mapping[str, str] | None = None
 ) -> CliSetup:
@@ -803,12 +808,12 @@ def cli_setup(
     if cli == "codex":
         (home / ".codex").mkdir(parents=True, exist_ok=True)
         (home / ".codex" / "config.toml").write_text(_CODEX_CONFIG.format(url=url))
-        env |= {"CODEX_HOME": str(home / ".codex"), "OPENAI_API_KEY": "scripted"}
+        env |= {"CODEX_HOME": str(home / ".codex"), "OPENAI_API_KEY": FAKE_KEY}
     elif cli == "claude":
         home.mkdir(parents=True, exist_ok=True)
         env |= {
             "ANTHROPIC_BASE_URL": url,
-            "ANTHROPIC_API_KEY": "scripted",
+            "ANTHROPIC_API_KEY": FAKE_KEY,
             "CLAUDE_CODE_MAX_RETRIES": "0",
             "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
             "DISABLE_AUTOUPDATER": "1",
@@ -821,7 +826,7 @@ def cli_setup(
         (home / "tmp").mkdir(exist_ok=True)
         env |= {
             "GOOGLE_GEMINI_BASE_URL": url,
-            "GEMINI_API_KEY": "scripted",
+            "GEMINI_API_KEY": FAKE_KEY,
             "GEMINI_CLI_TRUST_WORKSPACE": "true",
             "TMPDIR": str(home / "tmp"),
         }
