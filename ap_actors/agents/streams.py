@@ -202,6 +202,7 @@ class JsonStreamParser:
     def other(self, kind: str, obj: Mapping[str, Any] | None = None) -> Activity:
         """Return the ``other`` activity of an unknown kind ``kind`` (its raw type)."""
         self._why = "other"
+        kind = " ".join(kind.split())  # a type read from the stream may hold line breaks
         body = ""
         if obj is not None:
             body = msgspec.json.encode(obj).decode()

@@ -12,12 +12,28 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from ap_actors.dashboard import api, ws
 from ap_actors.dashboard.auth import make_auth_middleware
 
 if TYPE_CHECKING:
     from ap_actors.actors.broadcaster import Broadcaster
+
+
+@web.middleware
+async def _static_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A static path the filesystem refuses (ENAMETOOLONG, ELOOP ...) is not found.
+
+    aiohttp's static route lets such an ``OSError`` escape from its ``stat`` (a 500).
+    """
+    try:
+        return await handler(request)
+    except OSError as e:
+        if not request.path.startswith("/static/"):
+            raise
+        raise web.HTTPNotFound(text="no such file") from e
+
 
 WEB_DIR = Path(__file__).resolve().parents[2] / "web"
 """The page's files: ``web/`` at the root of the source tree."""
@@ -31,7 +47,7 @@ def make_app(
     ``/`` serves ``web_dir/index.html`` and ``/static/`` the rest of ``web_dir`` (no path
     can leave it: aiohttp resolves and checks every static path, symlinks not followed).
     """
-    app = web.Application(middlewares=[make_auth_middleware(token, bind_host)])
+    app = web.Application(middlewares=[make_auth_middleware(token, bind_host), _static_errors])
     api.add_routes(app, b)
     ws.add_routes(app, b)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from ap_actors.agents import ADAPTERS
@@ -139,6 +139,7 @@ class Recording:
 
 @FUZZ
 @given(transcripts)
+@example(['{"":"","subtype":"\\n"}'])  # found at 20,000 cases: a line break in "other"
 def test_every_parser_reads_any_stream_without_error_and_accounts_for_each_line(
     lines: list[str],
 ) -> None:

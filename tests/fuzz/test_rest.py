@@ -15,7 +15,7 @@ import json
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from tests.fuzz.conftest import FUZZ, Dashboard, assert_log_kept, log_records, tried
@@ -105,8 +105,8 @@ def check(status: int, body: bytes, method: str, target: str) -> None:
         err: Any = json.loads(body)
         assert set(err) == {"error"} and isinstance(err["error"], str), err
         assert err["error"].strip() and "\n" not in err["error"], err
-    # Only the API's own checks give these.
-    if status in (400, 409):
+    # Only the API's own checks give these (a HEAD answer has no body, by HTTP).
+    if status in (400, 409) and method != "HEAD":
         assert body[:1] == b"{", (status, body[:300])
 
 
@@ -126,6 +126,8 @@ def test_any_request_to_any_endpoint_gets_an_answer_below_500_and_the_log_keeps_
 
     @FUZZ
     @given(requests(dashboard))
+    @example(("GET", "/static/" + "x" * 300, b""))  # ENAMETOOLONG escaped aiohttp's stat
+    @example(("HEAD", "/api/sessions/x/events?since=-1", b"{}"))  # a 400 with no body
     def property(case: tuple[str, str, bytes]) -> None:
         tried("rest")
         method, target, body = case

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 
 from ap_actors.errors import ConfigError
 from ap_actors.team import load_team
@@ -18,6 +18,7 @@ teams = files(documents(TOP_KEYS, WORKER_KEYS, "workers"))
 
 @FUZZ
 @given(teams)
+@example((".json", b'{"workers": [{"id": "w", "log_path": "a.log", "log_paths": null}]}'))
 def test_a_bad_team_file_raises_a_one_line_config_error(case: tuple[str, bytes]) -> None:
     tried("team_config")
     check_loader(load_team, *case)
