@@ -63,6 +63,7 @@ import msgspec
 from ap_actors.errors import ConfigError
 
 STATE_DIR_ENV = "AP_STATE_DIR"
+MAX_MAP_SIZE_MB = 2**30  # 1 PiB: the initial LMDB map must fit the address space
 DEFAULT_STATE_DIR = ".ap"
 
 
@@ -171,9 +172,13 @@ def load_config(path: str | os.PathLike[str] | None) -> Config:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{p}: not valid TOML: {e}") from e
+    except ValueError as e:  # tomllib: an integer past Python's digit limit
+        raise ConfigError(f"{p}: a number in it is too long to be a setting") from e
+    except RecursionError as e:
+        raise ConfigError(f"{p}: tables or arrays nested too deeply to be settings") from e
     try:
         config = msgspec.convert(data, Config)
-    except msgspec.ValidationError as e:
+    except (msgspec.ValidationError, RecursionError) as e:
         raise ConfigError(f"{p}: {e}") from e
     if config.pipeline.team and not Path(config.pipeline.team).expanduser().is_absolute():
         team = str((p.parent / config.pipeline.team).absolute())
@@ -214,8 +219,14 @@ def _check(config: Config, path: Path) -> None:
     s = config.supervisor
     if s.max_restarts < 0 or s.restart_window_s <= 0 or s.backoff_initial_s < 0:
         raise ConfigError(f"{path}: [supervisor] values must be positive")
-    if config.eventlog.max_batch_events < 1 or config.eventlog.map_size_mb < 1:
+    e = config.eventlog
+    if e.max_batch_events < 1 or e.map_size_mb < 1 or e.max_batch_bytes < 1:
         raise ConfigError(f"{path}: [eventlog] limits must be at least 1")
+    if e.map_size_mb > MAX_MAP_SIZE_MB or e.max_batch_bytes > 2**31 or e.max_batch_events > 2**31:
+        raise ConfigError(
+            f"{path}: [eventlog] map_size_mb must be at most {MAX_MAP_SIZE_MB} (1 PiB) and"
+            " the batch limits at most 2**31"
+        )
 
 
 def resolve_state_dir(state_dir: str | os.PathLike[str] | None) -> Path:

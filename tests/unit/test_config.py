@@ -70,6 +70,10 @@ def test_a_relative_team_path_is_relative_to_the_config_file(tmp_path: Path) -> 
         ('[actors.x]\nclass = "no_colon"\n', "package.module:Class"),
         ('[actors.journal]\nclass = "a:B"\n', "built in"),
         ("[supervisor]\nrestart_window_s = 0\n", "positive"),
+        ("x = 1" + "1" * 5000 + "\n", "number in it is too long"),
+        ("x = " + "[" * 3000 + "]" * 3000 + "\n", "nested too deeply"),
+        ("[eventlog]\nmap_size_mb = 99999999999999999999999\n", "at most"),
+        ("[eventlog]\nmax_batch_bytes = 0\n", "at least 1"),
     ],
 )
 def test_an_invalid_config_names_the_problem(tmp_path: Path, text: str, says: str) -> None:
