@@ -136,20 +136,6 @@ class PipelineMesh(Mesh):
             return pool.submit(asyncio.run, run()).result()
 
 
-def group_alive(pgid: int) -> bool:
-    """True while a process of the group ``pgid`` runs (zombies waiting for their
-    parent to reap them do not count)."""
-    import psutil
-
-    for proc in psutil.process_iter(["status"]):
-        try:
-            if os.getpgid(proc.pid) == pgid and proc.info["status"] != psutil.STATUS_ZOMBIE:
-                return True
-        except (ProcessLookupError, psutil.Error):
-            continue
-    return False
-
-
 def team_toml(workers: list[dict[str, Any]], **settings: Any) -> str:
     """A team.toml text from plain dicts (strings, lists, numbers and string dicts)."""
     import msgspec

@@ -30,12 +30,12 @@ from ap_actors.events import (
     SessionFailed,
     WorkerStarted,
 )
+from ap_actors.process import group_alive
 from tests.e2e.conftest import (
     PIPELINE_CONFIG,
     PipelineMesh,
     ended,
     gate_command,
-    group_alive,
     team_toml,
 )
 

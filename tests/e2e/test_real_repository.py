@@ -34,8 +34,9 @@ from ap_actors.events import (
     WaveStarted,
     WorkerStarted,
 )
+from ap_actors.process import group_alive
 from ap_actors.scope import in_scope
-from tests.e2e.conftest import RUFF, PipelineMesh, group_alive, team_toml
+from tests.e2e.conftest import RUFF, PipelineMesh, team_toml
 
 pytestmark = pytest.mark.timeout(300)
 
