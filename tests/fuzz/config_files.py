@@ -15,33 +15,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from hypothesis import strategies as st
 
 from ap_actors.errors import ConfigError
+from ap_actors.events import Objective
+from ap_actors.team import WorkerSpec
 from tests.fuzz.strategies import BAD_UTF8, json_values, nasty_text
 
-OBJECTIVE_KEYS = [
-    "id",
-    "title",
-    "description",
-    "wave",
-    "scope_touch",
-    "scope_forbid",
-    "worker",
-    "depends_on",
-    "command",
-    "capabilities",
-]
-WORKER_KEYS = [
-    "id",
-    "agent",
-    "model",
-    "capabilities",
-    "command",
-    "commands",
-    "log_paths",
-    "env",
-    "timeout_s",
+# The fields the loaders know (so the fuzzing follows the schema), plus the seeds' team.json
+# names (type, log_path, name) that load_team maps onto ours.
+OBJECTIVE_KEYS = [f.encode_name for f in msgspec.structs.fields(Objective)]
+WORKER_KEYS = [f.encode_name for f in msgspec.structs.fields(WorkerSpec)] + [
     "type",
     "log_path",
     "name",

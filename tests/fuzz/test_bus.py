@@ -11,7 +11,8 @@ record next: once, in order, equal to the log's.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from typing import Any
 
 import msgspec
 import pytest
@@ -88,15 +89,25 @@ def bus(journal: JournalProcess) -> Iterator[Bus]:
     b.close()
 
 
-def test_malformed_bus_messages_are_skipped_and_the_next_genuine_record_arrives(
-    journal: JournalProcess, bus: Bus, portal: Portal
-) -> None:
+def _follow(
+    journal: JournalProcess, bus: Bus
+) -> tuple[Subscriber, Callable[[], Coroutine[Any, Any, Record]]]:
+    """A subscriber of the fake bus from the log's end, and a coroutine function that
+    returns its next record (or times out after ``WAIT_S``)."""
     sub = Subscriber(bus.url, log_path=journal.log, idle_check_s=3_600, since=bus.log.last_seq())
     stream: AsyncIterator[Record] = aiter(sub)
 
     async def next_record() -> Record:
         async with asyncio.timeout(WAIT_S):
             return await anext(stream)
+
+    return sub, next_record
+
+
+def test_malformed_bus_messages_are_skipped_and_the_next_genuine_record_arrives(
+    journal: JournalProcess, bus: Bus, portal: Portal
+) -> None:
+    sub, next_record = _follow(journal, bus)
 
     first = asyncio.run_coroutine_threadsafe(next_record(), portal.loop)
     assert bus.xpub.poll(int(WAIT_S * 1000)), "the subscriber did not subscribe"
@@ -130,12 +141,7 @@ def test_malformed_bus_messages_are_skipped_and_the_next_genuine_record_arrives(
 def test_a_bus_message_with_a_seq_beyond_the_log_is_not_delivered(
     journal: JournalProcess, bus: Bus, portal: Portal
 ) -> None:
-    sub = Subscriber(bus.url, log_path=journal.log, idle_check_s=3_600, since=bus.log.last_seq())
-    stream: AsyncIterator[Record] = aiter(sub)
-
-    async def next_record() -> Record:
-        async with asyncio.timeout(WAIT_S):
-            return await anext(stream)
+    sub, next_record = _follow(journal, bus)
 
     try:
         first = asyncio.run_coroutine_threadsafe(next_record(), portal.loop)
