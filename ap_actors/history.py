@@ -102,6 +102,12 @@ class HistoryWriter:
         """Close the file."""
         self._file.close()
 
+    def __enter__(self) -> HistoryWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
 
 class _Head(msgspec.Struct):
     id: str

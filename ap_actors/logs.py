@@ -58,5 +58,8 @@ def setup_logging(actor: str, level: int = logging.INFO, path: Path | None = Non
         handler = logging.FileHandler(path, encoding="utf-8")
     handler.setFormatter(JsonFormatter(actor))
     root = logging.getLogger()
+    for old in root.handlers:
+        if isinstance(old.formatter, JsonFormatter):  # ours: close its file, if any
+            old.close()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -534,11 +534,15 @@ class Supervisor:
     def _names(self) -> list[str]:
         return [c.name for c in self.children]
 
-    async def wait(self) -> int:
-        """Run until SIGTERM/SIGINT (or giving up on the journal); return the exit code."""
+    def handle_signals(self) -> None:
+        """From now on SIGTERM/SIGINT stop the mesh cleanly (:meth:`wait` returns)."""
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stop.set)
+
+    async def wait(self) -> int:
+        """Run until SIGTERM/SIGINT (or giving up on the journal); return the exit code."""
+        self.handle_signals()
         await self._stop.wait()
         await self.shutdown()
         return self.exit_code

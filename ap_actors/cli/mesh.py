@@ -64,6 +64,8 @@ async def _run_supervisor(
     except ApError as e:
         signal_ready(ready_fd, {"ok": False, "error": str(e), "exit_code": e.exit_code})
         raise
+    # Before anyone is told the mesh is up: a Ctrl-C right after must stop it cleanly.
+    supervisor.handle_signals()
     signal_ready(ready_fd, {"ok": True, "mesh": msgspec.to_builtins(mesh)})
     if ready_fd is None:
         _out(_describe(mesh, state_dir))

@@ -52,6 +52,7 @@ async def _run(config: Config, state_dir: Path, mesh: MeshInfo, team: Team, work
     setup_logging("supervisor", path=state_dir / "logs" / "supervisor.log")
     supervisor = RemoteSupervisor(config, state_dir, mesh, team)
     await supervisor.start()
+    supervisor.handle_signals()  # before the line that tells the user how to stop it
     print(
         f"worker {worker_id} joined the mesh at {mesh.ingest} (bus {mesh.bus}, replay"
         f" {mesh.replay}); state and logs in {state_dir}; stop it with Ctrl-C or SIGTERM",

@@ -294,13 +294,13 @@ async def test_a_full_disk_refuses_appends_with_storage_error_and_they_resume_wh
     with _tmpfs(disk, 1536):
         j = start_journal(state, TINY_MAP)
         restarted: JournalProcess | None = None
+        probe = HistoryWriter(tmp_path / "probe.jsonl", source="probe")
         try:
             # Two emitters with ~4 MB between them fill the 1.5 MB disk, and a probe
             # appending one event at a time waits for the journal to refuse it.
             histories = await _start_emitters(j.ingest, tmp_path, 2, 2000)
-            probe = HistoryWriter(tmp_path / "probe.jsonl", source="probe")
-            histories.append(probe.path)
             refusals = 20
+            histories.append(probe.path)
             err = await _probe_until_refused(j.ingest, probe, refusals)
 
             # (a) a clear one-line error naming the disk and the fix, logged once per
@@ -334,9 +334,9 @@ async def test_a_full_disk_refuses_appends_with_storage_error_and_they_resume_wh
             # (d) space returns: the emitters' refused batches go in by themselves.
             _resize_tmpfs(disk, 32 * 1024)
             await _join_emitters()
-            probe.close()
             assert restarted.proc.poll() is None
         finally:
+            probe.close()  # also when a check failed: no file left to the garbage collector
             for journal in (j, restarted):
                 if journal is not None:
                     _stop(journal)
