@@ -251,14 +251,13 @@ class JsonStreamParser:
 
         Each usage activity carries an increment, so that a transcript's sum is the
         run's total (:func:`~ap_actors.agents.base.summarize`). ``description`` is the
-        parser's one-line summary of the report, clipped when it is longer than
+        parser's summary of the report, made one line (it may quote a field of the
+        stream, e.g. a result's subtype) and clipped to
         :data:`~ap_actors.agents.base.MAX_DESCRIPTION`.
         """
-        if len(description) > MAX_DESCRIPTION:
-            description = clip(description)
         return Activity(
             activity_type="usage",
-            description=description,
+            description=clip(one_line(description)) or "usage",
             input_tokens=input_tokens,
             output_tokens=output_tokens,
             cost_usd=cost_usd,

@@ -23,6 +23,7 @@ the session's status does not allow the action; 503 when the journal does not an
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -56,7 +57,16 @@ class ActionBody(msgspec.Struct, forbid_unknown_fields=True):
     by: str = "owner"
 
 
+_LINE_BREAKING = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
 def _error(status: type[web.HTTPException], message: str) -> web.HTTPException:
+    """An HTTP error whose JSON body is ``{"error": message}``, the message one line.
+
+    A message may quote the request (msgspec names an unknown field as sent): its control
+    characters and line separators are written as Python escapes (``\\n``), not raw.
+    """
+    message = _LINE_BREAKING.sub(lambda m: repr(m.group())[1:-1], message)
     return status(
         text=msgspec.json.encode({"error": message}).decode(), content_type="application/json"
     )

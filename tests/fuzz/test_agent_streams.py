@@ -140,6 +140,7 @@ class Recording:
 @FUZZ
 @given(transcripts)
 @example(['{"":"","subtype":"\\n"}'])  # found at 20,000 cases: a line break in "other"
+@example(['{"type":"result","subtype":"\\n"}'])  # found at 100,000: in a usage summary
 def test_every_parser_reads_any_stream_without_error_and_accounts_for_each_line(
     lines: list[str],
 ) -> None:

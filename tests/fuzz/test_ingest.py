@@ -2,7 +2,8 @@
 
 Each case sends one multipart message to the ingest endpoint; the answer is
 ``[b"ok", msgpack(seqs)]`` for a valid batch and otherwise
-``[b"error", msgpack({"code", "message", "index"})]`` with a documented code. The journal
+``[b"error", msgpack({"code", "message", "index"})]`` with a documented code (and
+``[b"endpoints"]``, a remote worker's question, gets the journal's endpoints). The journal
 stays up and keeps appending, its log holds no traceback, and the records appended
 before the fuzzing are still the log's first records, byte for byte.
 """
@@ -13,7 +14,7 @@ from typing import Any
 
 import msgspec
 import zmq
-from hypothesis import event, given
+from hypothesis import event, example, given
 from hypothesis import strategies as st
 
 from ap_actors import protocol as P
@@ -69,6 +70,10 @@ def check_reply(frames: list[bytes], reply: list[bytes]) -> None:
         batch = None
     assert len(reply) == 2, reply
     event(f"reply {reply[0]!r}")
+    if frames in ([P.ENDPOINTS], [b"", P.ENDPOINTS]):  # a remote worker's question
+        assert reply[0] == P.ENDPOINTS, reply
+        assert set(msgspec.msgpack.decode(reply[1])) == {"ingest", "bus", "replay"}
+        return
     if reply[0] == P.OK:
         seqs = msgspec.msgpack.decode(reply[1])
         assert frames[0] == P.APPEND and isinstance(batch, list)
@@ -101,6 +106,7 @@ def test_bad_ingest_frames_get_a_documented_error_and_the_log_keeps_its_records(
 
         @FUZZ
         @given(frames)
+        @example([P.ENDPOINTS])  # found at 100,000 cases: the remote workers' question
         def property(frames: list[bytes]) -> None:
             tried("ingest")
             check_reply(frames, request(sock, frames))
