@@ -67,7 +67,7 @@ test: $(STAMP) $(CHROMIUM) $(AGENTS_STAMP)
 FUZZ_EXAMPLES ?= 100000
 chaos: $(STAMP)
 	$(PY) scripts/chaos.py
-	AP_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest tests/fuzz -q -p no:randomly
+	AP_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest tests/fuzz -q -p no:randomly -n 2 --dist loadfile
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check ap_actors tests scripts

@@ -20,7 +20,7 @@ import json
 import os
 import threading
 from collections import Counter
-from collections.abc import Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -34,9 +34,16 @@ DEFAULT_EXAMPLES = 250
 EXAMPLES = int(os.environ.get("AP_FUZZ_EXAMPLES", DEFAULT_EXAMPLES))
 """Generated cases per surface."""
 
+RUN_EXAMPLES = 2_000
+"""Cases per hypothesis run: :func:`run_cases` tries a surface's cases in runs of at most
+this many. Hypothesis keeps what every case of a run drew (its tree of choices, to avoid
+repeats), about 370 kB a case for the agent streams: 100,000 cases in one run grew by
+1 GB a minute, towards 37 GB. Each run starts from a fresh random seed."""
+RUNS = -(-EXAMPLES // RUN_EXAMPLES)
+
 settings.register_profile(
     "fuzz",
-    max_examples=EXAMPLES,
+    max_examples=min(EXAMPLES, RUN_EXAMPLES),
     deadline=None,
     derandomize=False,
     # Real sockets and processes: an example may take a while, and the strategies
@@ -46,11 +53,20 @@ settings.register_profile(
 )
 FUZZ = settings.get_profile("fuzz")
 
-CASES: Counter[str] = Counter()
+CASES: Counter[str] = Counter()  # counted where the tests run (an xdist worker, or here)
+_SENT: Counter[str] = Counter()  # of CASES, how many the reports carried already
+TALLY: Counter[str] = Counter()  # summed from the reports, where the summary is printed
 FAILURES: Counter[str] = Counter()
 
 # A journal that does not fsync: input handling is the same, and the fuzzing stays fast.
 FUZZ_JOURNAL = FREE_PORTS + '\n[eventlog]\ndurability = "none"\n'
+
+
+def run_cases(property: Callable[[], None]) -> None:
+    """Run the hypothesis ``property`` (settings :data:`FUZZ`) :data:`RUNS` times: at least
+    :data:`EXAMPLES` cases asked for; the first failure raises, as hypothesis reports it."""
+    for _ in range(RUNS):
+        property()
 
 
 def tried(surface: str) -> None:
@@ -75,18 +91,35 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.filterwarnings("ignore:Generating overly large repr"))
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    # The cases a test tried travel in its report, so that the tally is whole also when
+    # pytest-xdist runs the surfaces in worker processes (`make chaos` runs two).
+    outcome: Any = yield
+    report: pytest.TestReport = outcome.get_result()
+    surface = surface_of(item)
+    if surface is not None and report.when == "call":
+        report.user_properties.append(("fuzz_cases", CASES[surface] - _SENT[surface]))
+        _SENT[surface] = CASES[surface]
+
+
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     surface = surface_of(report)
-    if surface is not None and report.failed:
+    if surface is None:
+        return
+    for name, value in report.user_properties:
+        if name == "fuzz_cases":
+            TALLY[surface] += value if isinstance(value, int) else 0
+    if report.failed:
         FAILURES[surface] += 1
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    if not CASES and not FAILURES:
+    if not TALLY and not FAILURES:
         return
     rows = [
-        {"surface": s, "cases": CASES[s], "failures": FAILURES[s]}
-        for s in sorted(set(CASES) | set(FAILURES))
+        {"surface": s, "cases": TALLY[s], "failures": FAILURES[s]}
+        for s in sorted(set(TALLY) | set(FAILURES))
     ]
     out = os.environ.get("AP_FUZZ_SUMMARY")
     if out:

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from ap_actors.agents import ADAPTERS
 from ap_actors.agents.base import MAX_DESCRIPTION, Activity, LineParser, summarize
 from ap_actors.agents.streams import JsonStreamParser
-from tests.fuzz.conftest import FUZZ, tried
+from tests.fuzz.conftest import FUZZ, run_cases, tried
 from tests.fuzz.strategies import BAD_UTF8, NASTY_STRINGS, json_values
 from tests.support.agent_streams import assert_accounted, recorded_lines
 
@@ -137,23 +137,24 @@ class Recording:
         return out
 
 
-@FUZZ
-@given(transcripts)
-@example(['{"":"","subtype":"\\n"}'])  # found at 20,000 cases: a line break in "other"
-@example(['{"type":"result","subtype":"\\n"}'])  # found at 100,000: in a usage summary
-def test_every_parser_reads_any_stream_without_error_and_accounts_for_each_line(
-    lines: list[str],
-) -> None:
-    tried("agent_streams")
-    for agent in AGENTS:
-        parser = ADAPTERS[agent]().parser("/repo")
-        seen = Recording(parser)
-        summary = summarize(seen, lines)
-        if isinstance(parser, JsonStreamParser):
-            assert_accounted(parser, lines)
-        for a in seen.activities:
-            assert "\n" not in a.description, (agent, a)
-            assert len(a.description) <= MAX_DESCRIPTION, agent
-            assert a.input_tokens >= 0 and a.output_tokens >= 0 and a.cost_usd >= 0, (agent, a)
-        assert summary.lines == len(lines)
-        assert sum(summary.activities.values()) == len(seen.activities)
+def test_every_parser_reads_any_stream_without_error_and_accounts_for_each_line() -> None:
+    @FUZZ
+    @given(transcripts)
+    @example(['{"":"","subtype":"\\n"}'])  # found at 20,000 cases: a line break in "other"
+    @example(['{"type":"result","subtype":"\\n"}'])  # found at 100,000: in a usage summary
+    def property(lines: list[str]) -> None:
+        tried("agent_streams")
+        for agent in AGENTS:
+            parser = ADAPTERS[agent]().parser("/repo")
+            seen = Recording(parser)
+            summary = summarize(seen, lines)
+            if isinstance(parser, JsonStreamParser):
+                assert_accounted(parser, lines)
+            for a in seen.activities:
+                assert "\n" not in a.description, (agent, a)
+                assert len(a.description) <= MAX_DESCRIPTION, agent
+                assert a.input_tokens >= 0 and a.output_tokens >= 0 and a.cost_usd >= 0, (agent, a)
+            assert summary.lines == len(lines)
+            assert sum(summary.activities.values()) == len(seen.activities)
+
+    run_cases(property)

@@ -24,7 +24,7 @@ from ap_actors import protocol as P
 from ap_actors.bus import Subscriber
 from ap_actors.eventlog import EventLog
 from ap_actors.events import CODEC, Record
-from tests.fuzz.conftest import FUZZ, Portal, assert_log_kept, log_records, tried
+from tests.fuzz.conftest import FUZZ, Portal, assert_log_kept, log_records, run_cases, tried
 from tests.fuzz.strategies import event_maps, msgpack_payloads, nasty_text, valid_event_map
 from tests.integration.conftest import JournalProcess
 
@@ -132,7 +132,7 @@ def test_malformed_bus_messages_are_skipped_and_the_next_genuine_record_arrives(
         assert record == CODEC.decode_record(genuine[2])
 
     try:
-        property()
+        run_cases(property)
     finally:
         portal.run(sub.close())
     assert_log_kept(journal.log, before)

@@ -11,7 +11,7 @@ from ap_actors.errors import ConfigError
 from ap_actors.planning import load_plan_file
 from ap_actors.team import Team, WorkerSpec
 from tests.fuzz.config_files import OBJECTIVE_KEYS, check_loader, documents, files
-from tests.fuzz.conftest import FUZZ, tried
+from tests.fuzz.conftest import FUZZ, run_cases, tried
 
 TEAM = Team(workers=[WorkerSpec(id="w1", command="true {scope}")])
 CONTRACT_KEYS = ["name", "provider", "consumers", "description"]
@@ -21,11 +21,14 @@ plans = files(
 )
 
 
-@FUZZ
-@given(plans)
-def test_a_bad_plan_file_raises_a_one_line_config_error(case: tuple[str, bytes]) -> None:
-    tried("plan_files")
-    check_loader(lambda p: load_plan_file(p, TEAM), *case)
+def test_a_bad_plan_file_raises_a_one_line_config_error() -> None:
+    @FUZZ
+    @given(plans)
+    def property(case: tuple[str, bytes]) -> None:
+        tried("plan_files")
+        check_loader(lambda p: load_plan_file(p, TEAM), *case)
+
+    run_cases(property)
 
 
 def test_a_missing_or_unreadable_plan_file_raises_a_config_error(tmp_path: Path) -> None:

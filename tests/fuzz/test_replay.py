@@ -17,7 +17,14 @@ from hypothesis import strategies as st
 from ap_actors import protocol as P
 from ap_actors.actors.journal import ReplayRequest
 from ap_actors.events import CODEC, EVENT_TYPES
-from tests.fuzz.conftest import FUZZ, assert_log_kept, journal_log_problems, log_records, tried
+from tests.fuzz.conftest import (
+    FUZZ,
+    assert_log_kept,
+    journal_log_problems,
+    log_records,
+    run_cases,
+    tried,
+)
 from tests.fuzz.strategies import (
     BOUNDARY_INTS,
     frames_raw,
@@ -114,7 +121,7 @@ def test_bad_replay_requests_get_a_documented_error_and_the_journal_keeps_servin
             check_answer(frames, replay(sock, frames), len(before))
             assert journal.proc.poll() is None, "the journal died"
 
-        property()
+        run_cases(property)
         everything = replay(sock, [P.REPLAY, CODEC.encode({"since": 0})])
         assert [P.unpack_seq(m[1]) for m in everything[:-1]] == list(range(1, 51))
         ingest.send_multipart([P.APPEND, CODEC.encode([valid_event_map("after-fuzz")])])

@@ -17,7 +17,7 @@ from aiohttp import WSMsgType
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.fuzz.conftest import FUZZ, Dashboard, assert_log_kept, log_records, tried
+from tests.fuzz.conftest import FUZZ, Dashboard, assert_log_kept, log_records, run_cases, tried
 from tests.fuzz.strategies import BAD_UTF8, nasty_text
 from tests.support.dashboard import read_until
 
@@ -76,6 +76,6 @@ def test_any_client_of_the_websocket_gets_a_clean_answer_and_the_server_keeps_se
         tried("websocket")
         dashboard.portal.run(session(query, sent, close))
 
-    property()
+    run_cases(property)
     dashboard.alive()
     assert_log_kept(dashboard.journal.log, before)
