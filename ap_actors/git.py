@@ -148,7 +148,7 @@ def run_git(
         input: bytes for git's standard input; None closes it.
 
     Raises:
-        GitError: git is not installed, or ``cwd`` does not exist.
+        GitError: git is not installed, or ``cwd`` does not exist or cannot be entered.
     """
     argv = ["git", *args]
     full_env = _environment(env)
@@ -163,6 +163,8 @@ def run_git(
             if not Path(cwd).is_dir():
                 raise GitError(f"{cwd} does not exist", argv) from e
             raise GitError("git is not installed (not found on PATH)", argv) from e
+        except OSError as e:  # cwd not a directory, not searchable, its name too long
+            raise GitError(f"cannot run git in {cwd}: {e.strerror}", argv) from e
         if proc.returncode == 0 or attempt == _LOCK_TRIES:
             return proc
         if not _LOCK_FAILURE.search(proc.stderr.decode("utf-8", "replace")):

@@ -119,12 +119,19 @@ def repo_root(path: Path) -> Path:
         the absolute top-level directory (for a linked worktree, that worktree's).
 
     Raises:
-        GitError: ``path`` does not exist, is not inside a git repository, or is in a
-            bare repository; the message says how to fix it.
+        GitError: ``path`` does not exist or cannot be looked up (e.g. a name too
+            long), is not inside a git repository, or is in a bare repository; the
+            message says how to fix it.
     """
-    if not path.exists():
+    try:
+        exists, is_dir = path.exists(), path.is_dir()
+    except OSError as e:  # a name too long, a parent that cannot be searched
+        raise GitError(
+            f"{path} cannot be looked up ({e.strerror}); give the path of a git repository"
+        ) from None
+    if not exists:
         raise GitError(f"{path} does not exist; give the path of a git repository")
-    where = path if path.is_dir() else path.parent
+    where = path if is_dir else path.parent
     argv = ("git", "rev-parse", "--show-toplevel")
     proc = run_git(where, argv[1:])
     stderr = proc.stderr.decode("utf-8", "replace")

@@ -146,6 +146,18 @@ def test_repo_root_of_a_missing_directory_says_it_does_not_exist(tmp_path: Path)
         repo_root(tmp_path / "nope")
 
 
+def test_repo_root_of_a_name_too_long_says_it_cannot_be_looked_up(tmp_path: Path) -> None:
+    with pytest.raises(GitError, match=r"cannot be looked up \(File name too long\); give"):
+        repo_root(tmp_path / ("x" * 300))
+
+
+def test_git_in_a_directory_that_cannot_be_entered_is_a_git_error(tmp_path: Path) -> None:
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_text("")
+    with pytest.raises(GitError, match=r"cannot run git in .*file: Not a directory"):
+        git_runner.run_git(not_a_dir, ["status"])
+
+
 def test_repo_root_of_a_plain_directory_says_to_run_git_init(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
