@@ -62,8 +62,9 @@ test: $(STAMP) $(CHROMIUM) $(AGENTS_STAMP)
 	AP_CHROMIUM=$(CHROMIUM) AP_REQUIRE_AGENTS=1 $(PY) -m pytest -q
 
 # Faults injected into a loaded mesh and checked by the history checker (scripts/chaos.py,
-# about 5 min), then every input surface fuzzed with 100,000 generated cases each
-# (tests/fuzz, about 2 h; `make test` runs both with small numbers). Each prints a table.
+# about 2 min), then every input surface fuzzed with 100,000 generated cases each
+# (tests/fuzz, about 65 min on 2 cores; `make test` runs both with small numbers).
+# Each prints a table.
 FUZZ_EXAMPLES ?= 100000
 chaos: $(STAMP)
 	$(PY) scripts/chaos.py
