@@ -28,6 +28,9 @@ from ap_actors.eventlog import EventLog
 from ap_actors.events import Record
 from tests.integration.conftest import REPO, Mesh
 
+GATE_SCRIPT = Path(__file__).resolve().parents[1] / "support" / "gate.py"
+"""Waits, woken by inotify, until a gate file exists (see :func:`gate_command`)."""
+
 PIPELINE_CONFIG = """
 [mesh]
 ingest = "tcp://127.0.0.1:*"
@@ -196,11 +199,12 @@ def write_plan(path: Path, *objectives: dict[str, Any]) -> str:
 
 def gate_command(gate: Path, then: str = "true") -> str:
     """An objective command that waits until the file ``gate`` exists, then runs ``then``
-    (a shell snippet): the test opens the gate once it has seen what it waits for."""
+    (a shell snippet): the test opens the gate once it has seen what it waits for.
+    The wait is ``tests/support/gate.py``, woken by inotify."""
     import shlex
 
-    script = f"while [ ! -e {shlex.quote(str(gate))} ]; do sleep 0.02; done; {then}"
-    return f"sh -c {shlex.quote(script)}"
+    wait = shlex.join([sys.executable, str(GATE_SCRIPT), str(gate)])
+    return f"sh -c {shlex.quote(f'{wait} && {then}')}"
 
 
 def rebuilt_reports(mesh: PipelineMesh, session_id: str, out_dir: Path) -> dict[str, Path]:

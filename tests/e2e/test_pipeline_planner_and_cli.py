@@ -33,6 +33,7 @@ from ap_actors.events import (
     record_to_json_dict,
 )
 from tests.e2e.conftest import (
+    GATE_SCRIPT,
     PIPELINE_CONFIG,
     PipelineMesh,
     actor_restarted,
@@ -62,18 +63,17 @@ AGENT_PLAN = {
 AGENT = '''\
 """A stand-in for a coding-agent CLI asked for a plan: argv[1] is the planner's prompt."""
 import json
-import pathlib
 import re
+import subprocess
 import sys
-import time
 
 prompt = sys.argv[1]
 if "Answer with garbage" in prompt:
     print("I had a look around. Honestly, {objectives: just do it yourself")
     sys.exit(0)
 gate = re.search(r"Wait for the gate (\\S+)", prompt)
-while gate and not pathlib.Path(gate[1]).exists():
-    time.sleep(0.02)
+if gate:
+    subprocess.run([sys.executable, GATE_SCRIPT, gate[1]], check=True)
 print("I read the repository: one package, so one objective is enough.")
 print()
 print("```json")
@@ -89,7 +89,9 @@ def agent_mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PipelineMes
     """A mesh whose planner asks the agent script for its plans."""
     root = tmp_path_factory.mktemp("agent-planner")
     script = root / "agent.py"
-    script.write_text(AGENT.replace("PLAN", repr(AGENT_PLAN)))
+    script.write_text(
+        AGENT.replace("PLAN", repr(AGENT_PLAN)).replace("GATE_SCRIPT", repr(str(GATE_SCRIPT)))
+    )
     command = msgspec.json.encode([sys.executable, str(script), "{prompt}"]).decode()
     (root / "ap.toml").write_text(
         PIPELINE_CONFIG

@@ -21,6 +21,7 @@ import shlex
 import shutil
 import signal
 import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,7 +40,7 @@ from ap_actors.events import (
 from ap_actors.history import check
 from ap_actors.security import generate
 from ap_actors.tailing import tail_lines
-from tests.e2e.conftest import PipelineMesh, ended, session_of, write_plan
+from tests.e2e.conftest import GATE_SCRIPT, PipelineMesh, ended, session_of, write_plan
 from tests.integration.conftest import AP, _env
 
 _NAMES = itertools.count()
@@ -226,11 +227,9 @@ def _objective(gates: Path, first: int, last: int, *, cut_gate: str = "") -> dic
     for i in range(first, last + 1):
         lines.append(f'echo "remote line {i}"; echo "line {i}" >> pkg/remote.txt')
         if cut_gate and i == 5:
-            gate = shlex.quote(str(gates / cut_gate))
-            lines.append(f"while [ ! -e {gate} ]; do sleep 0.02; done")
-    restored = shlex.quote(str(gates / "restored"))
+            lines.append(shlex.join([sys.executable, str(GATE_SCRIPT), str(gates / cut_gate)]))
     if cut_gate:  # stays running until the link is back: the outage is mid-objective
-        lines.append(f"while [ ! -e {restored} ]; do sleep 0.02; done")
+        lines.append(shlex.join([sys.executable, str(GATE_SCRIPT), str(gates / "restored")]))
     return {
         "id": "o1",
         "title": "Write remotely",
